@@ -1,0 +1,159 @@
+"""Typed configuration: every default lives here; YAML files and ``--set`` only override.
+
+Why pydantic: a misspelt key or a wrong type must stop the run with the dotted key
+that is wrong, before any compute is spent, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from negrec.errors import NegrecError
+
+
+class ConfigError(NegrecError, ValueError):
+    """A configuration file or override is wrong; the message names the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ModelConfig(_Strict):
+    """Action-aware gSASRec architecture (reference values of the gSASRec port)."""
+
+    max_len: int = Field(200, ge=2, description="Longest input sequence; older events are cut.")
+    dim: int = Field(128, ge=2, description="Embedding and hidden width.")
+    blocks: int = Field(2, ge=1, description="Transformer decoder blocks.")
+    heads: int = Field(1, ge=1, description="Attention heads; must divide dim.")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    num_actions: int = Field(
+        2, ge=1, description="Distinct actions (1 = plain gSASRec; 2 = positive/negative)."
+    )
+    shared_output_embedding: bool = Field(
+        False, description="Score with the input item table instead of a separate one."
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> ModelConfig:
+        if self.dim % self.heads:
+            raise ValueError(f"heads={self.heads} must divide dim={self.dim}")
+        return self
+
+
+class ObjectiveConfig(_Strict):
+    """Loss, negative sampling and the not-to-recommend term."""
+
+    loss: Literal["bce", "gbce", "softmax"] = "gbce"
+    negatives: int = Field(256, ge=1, description="Uniform negatives per positive (k).")
+    gbce_t: float = Field(0.75, ge=0.0, le=1.0, description="gBCE calibration t.")
+    sampling: Literal["shared", "per_position"] = "shared"
+    not_to_recommend_weight: float = Field(
+        0.0, ge=0.0, description="Weight w of softplus(score) on rejected items (0 = off)."
+    )
+    rejected_as_negatives: bool = Field(
+        True, description="Add each position's rejected item to its negatives."
+    )
+
+
+class TrainConfig(_Strict):
+    """Optimisation, early stopping and reproducibility."""
+
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    grad_clip: float | None = Field(1.0, gt=0.0, description="Max gradient norm; null = off.")
+    max_epochs: int = Field(50, ge=1)
+    steps_per_epoch: int | None = Field(
+        None, ge=1, description="Cap on optimiser steps per epoch; null = one pass."
+    )
+    patience: int = Field(5, ge=1, description="Epochs without NDCG@10 gain before stopping.")
+    seed: int = 42
+    eval_k: int = Field(10, ge=1)
+
+
+class NegrecConfig(_Strict):
+    """The whole configuration of a training run."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn ``["model.dim=64", "train.lr=3e-4"]`` into a nested dict (values parsed as YAML)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set '{item}': expected key=value, e.g. --set model.dim=64")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key; check the spelling against docs/configuration.md")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def build_config(values: dict[str, Any], source: str = "values") -> NegrecConfig:
+    """Validate a nested dict into a config, naming every wrong key."""
+    try:
+        return NegrecConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> NegrecConfig:
+    """Defaults, then the YAML file (if any), then ``key=value`` overrides."""
+    values: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, not {loaded!r}")
+        values = loaded
+        source = str(path)
+    if overrides:
+        values = _merge(values, parse_overrides(overrides))
+        source += " + --set"
+    return build_config(values, source)

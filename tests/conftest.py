@@ -1,0 +1,28 @@
+"""Shared fixtures: one real local Ray instance per test session, started on first use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Ray on a 2-core machine: declare more logical CPUs than cores so that Train workers
+# (which take one each) never starve Ray Data's read/map tasks.
+RAY_TEST_CPUS = 8
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    ray.init(
+        num_cpus=RAY_TEST_CPUS,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
+    yield
+    ray.shutdown()
