@@ -12,6 +12,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from types import ModuleType
 
 from negrec.errors import NegrecError
 
@@ -29,7 +30,7 @@ STAGES: dict[str, str] = {
 NOT_BUILT_EXIT = 2
 
 
-def _stage_module(stage: str):  # noqa: ANN202 - returns a module
+def _stage_module(stage: str) -> ModuleType | None:
     name = f"negrec.{stage}"
     if importlib.util.find_spec(name) is None:
         return None

@@ -7,7 +7,7 @@ that is wrong, before any compute is spent, instead of being silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -129,16 +129,29 @@ def _describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def build_config(values: dict[str, Any], source: str = "values") -> NegrecConfig:
-    """Validate a nested dict into a config, naming every wrong key."""
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def build_model(schema: type[Schema], values: dict[str, Any], source: str = "values") -> Schema:
+    """Validate a nested dict into any strict config model, naming every wrong key."""
     try:
-        return NegrecConfig.model_validate(values)
+        return schema.model_validate(values)
     except ValidationError as error:
         raise ConfigError(_describe(error, source)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> NegrecConfig:
-    """Defaults, then the YAML file (if any), then ``key=value`` overrides."""
+def load_model(
+    schema: type[Schema],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> Schema:
+    """Defaults, then the YAML file (if any), then ``key=value`` overrides, then ``flags``
+    (a stage's own command-line options, which are the most explicit).
+
+    Shared by every stage's config so that all of them read files and ``--set`` the
+    same way and report wrong keys the same way.
+    """
     values: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -156,4 +169,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         values = _merge(values, parse_overrides(overrides))
         source += " + --set"
-    return build_config(values, source)
+    if flags:
+        values = _merge(values, flags)
+        source += " + options"
+    return build_model(schema, values, source)
+
+
+def build_config(values: dict[str, Any], source: str = "values") -> NegrecConfig:
+    """Validate a nested dict into a training config, naming every wrong key."""
+    return build_model(NegrecConfig, values, source)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> NegrecConfig:
+    """Defaults, then the YAML file (if any), then ``key=value`` overrides."""
+    return load_model(NegrecConfig, path, overrides)

@@ -45,7 +45,7 @@ class FastDropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         keep = 1.0 - self.p
         mask = bernoulli_keep_mask(x.shape, keep, x.device)
-        return x * (mask.to(x.dtype) * (1.0 / keep))
+        return x * mask.to(x.dtype).mul_(1.0 / keep)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

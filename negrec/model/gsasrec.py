@@ -3,7 +3,7 @@
 The embedding of position t is ``item_emb[i_t] + action_emb[a_t] + pos_emb[t]``; with a
 single action the action embedding is a constant shift and the model is plain
 gSASRec/SASRec. Sequences are left-padded (see ``negrec.batching``); padded positions
-are zeroed after every block and never attended to.
+are never attended to and their output states are zero.
 
 Pure PyTorch on purpose: no Ray, no MLflow, so it is testable in milliseconds.
 """
@@ -123,7 +123,7 @@ class ActionAwareGSASRec(nn.Module):
         )
         keep = (items != 0).unsqueeze(-1)
         x = self.item_embedding(items) + self.action_embedding(actions)
-        x = self.embedding_dropout(x + self.position_embedding(positions)) * keep
+        x = self.embedding_dropout(x + self.position_embedding(positions))
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         # Padding keys are masked; a padded query then sees only padding, so let every
         # query attend to itself to keep softmax finite (its output is zeroed anyway).
@@ -132,5 +132,7 @@ class ActionAwareGSASRec(nn.Module):
         )
         attn_mask = attn_mask.unsqueeze(1)
         for block in self.blocks:
-            x = block(x, attn_mask) * keep
-        return self.final_norm(x)
+            x = block(x, attn_mask)
+        # Padded positions never act as keys, so they cannot leak into real positions;
+        # zero them once at the end so their (unused) states are clearly empty.
+        return self.final_norm(x) * keep

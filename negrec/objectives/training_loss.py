@@ -1,0 +1,111 @@
+"""The training objective of a batch: ranking loss on next positives + not-to-recommend.
+
+Why one function: the in-process loop, the Ray Train worker and the benchmarks must
+compute exactly the same objective; the choices (loss, sampling mode, rejected items as
+hard negatives, weight w) all come from ``ObjectiveConfig``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from negrec.batching import TrainBatch
+from negrec.config import ObjectiveConfig
+from negrec.model.gsasrec import ActionAwareGSASRec
+from negrec.model.scoring import score_items, score_per_position, score_shared
+from negrec.objectives.losses import (
+    bce_loss,
+    gbce_beta,
+    gbce_loss,
+    not_to_recommend_loss,
+    sampled_softmax_loss,
+)
+from negrec.objectives.sampling import uniform_negatives
+
+
+@dataclass(frozen=True)
+class LossValue:
+    """The differentiable total and its parts (detached floats, for logging)."""
+
+    total: torch.Tensor
+    ranking: float
+    not_to_recommend: float
+    positions: int
+
+
+def _negative_scores(
+    model: ActionAwareGSASRec,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    config: ObjectiveConfig,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """(batch, length, k) logits of uniform negatives; a draw that hits the position's
+    own target is masked to -inf (it adds nothing), as gBCE's alpha = k / (|I| - 1)
+    assumes negatives are drawn from the catalogue *without* the positive."""
+    batch, length, _ = hidden.shape
+    k = config.negatives
+    if config.sampling == "shared":
+        negatives = uniform_negatives(model.num_items, (batch, k), hidden.device, generator)
+        scores = score_shared(model, hidden, negatives)
+        hits = negatives.unsqueeze(1) == targets.unsqueeze(-1)
+    else:
+        shape = (batch, length, k)
+        negatives = uniform_negatives(model.num_items, shape, hidden.device, generator)
+        scores = score_per_position(model, hidden, negatives)
+        hits = negatives == targets.unsqueeze(-1)
+    return scores.masked_fill(hits, float("-inf"))
+
+
+def ranking_loss(
+    config: ObjectiveConfig,
+    num_items: int,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    hard: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Dispatch to the configured loss (shapes as in ``losses.gbce_loss``)."""
+    if config.loss == "gbce":
+        beta = gbce_beta(config.negatives, num_items, config.gbce_t)
+        return gbce_loss(pos, neg, beta, hard, valid)
+    if config.loss == "bce":
+        return bce_loss(pos, neg, hard, valid)
+    return sampled_softmax_loss(pos, neg, hard, valid)
+
+
+def training_loss(
+    model: ActionAwareGSASRec,
+    batch: TrainBatch,
+    config: ObjectiveConfig,
+    generator: torch.Generator | None = None,
+    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> LossValue:
+    """Loss of one batch over every position that has a next positive item.
+
+    ``encode`` is the callable that runs the forward pass (the DDP wrapper of ``model``
+    in distributed training, so gradients are synchronised); scoring uses ``model``.
+    """
+    hidden = (encode or model)(batch.items, batch.actions)
+    has_target = batch.targets > 0
+    has_rejected = batch.rejected > 0
+    positions = int(has_target.sum())
+    if positions == 0:
+        return LossValue(hidden.sum() * 0.0, 0.0, 0.0, 0)
+
+    pos = score_items(model, hidden, batch.targets)
+    neg = _negative_scores(model, hidden, batch.targets, config, generator)
+    rejected = score_items(model, hidden, batch.rejected)
+    hard = None
+    if config.rejected_as_negatives:
+        hard = rejected.masked_fill(~has_rejected, float("-inf"))
+    ranking = ranking_loss(config, model.num_items, pos, neg, hard, has_target)
+
+    ntr = ranking.new_zeros(())
+    if config.not_to_recommend_weight > 0 and bool(has_rejected.any()):
+        ntr = not_to_recommend_loss(rejected[has_rejected])
+    total = ranking + config.not_to_recommend_weight * ntr
+    return LossValue(total, float(ranking.detach()), float(ntr.detach()), positions)

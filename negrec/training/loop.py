@@ -1,0 +1,237 @@
+"""The one training loop: epochs over batches, validation, early stopping, hooks.
+
+Why a plain function over iterables: the in-process path (tests, benchmarks, the demo)
+and the Ray Train worker run *this* body; Ray-specific work (all-reducing metric sums,
+checkpointing, reporting) arrives through ``LoopHooks`` so nothing here imports Ray.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from negrec.batching import EvalBatch, TrainBatch
+from negrec.config import NegrecConfig, TrainConfig
+from negrec.evaluation.evaluate import EvaluationSums, evaluate, model_scorer
+from negrec.model.gsasrec import ActionAwareGSASRec
+from negrec.objectives.training_loss import training_loss
+
+TrainBatches = Callable[[int], Iterable[TrainBatch]]
+"""epoch (1-based) -> that epoch's training batches (shuffled by the data side)."""
+ValBatches = Callable[[], Iterable[EvalBatch]]
+
+NDCG_KEY = "ndcg@10"
+
+
+@dataclass
+class TrainState:
+    """Everything needed to resume exactly where an epoch ended."""
+
+    epoch: int = 0
+    step: int = 0
+    best_ndcg: float = -math.inf
+    best_epoch: int = 0
+    epochs_without_gain: int = 0
+    best_model_state: dict[str, torch.Tensor] | None = None
+    optimizer_state: dict[str, Any] | None = None
+    rng_state: torch.Tensor | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What one epoch did; hooks log it, checkpoint on it and print it."""
+
+    epoch: int
+    step: int
+    train_loss: float
+    not_to_recommend_loss: float
+    val: dict[str, float]
+    improved: bool
+    best_ndcg: float
+    best_epoch: int
+    samples: int
+    seconds: float
+    eta_s: float
+    stop: bool
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self, max_epochs: int) -> str:
+        """A progress line a person can follow."""
+        ndcg = self.val.get(NDCG_KEY, float("nan"))
+        recall = self.val.get("recall@10", float("nan"))
+        mark = " *" if self.improved else ""
+        return (
+            f"epoch {self.epoch}/{max_epochs} step {self.step} loss {self.train_loss:.4f} "
+            f"val ndcg@10 {ndcg:.4f} recall@10 {recall:.4f}{mark} | "
+            f"{self.samples_per_s:,.0f} seq/s, {self.seconds:.1f}s, ETA <= {self.eta_s:.0f}s"
+        )
+
+
+class LoopHooks:
+    """Extension points; the defaults are the single-process behaviour."""
+
+    def reduce_sums(self, vector: torch.Tensor) -> torch.Tensor:
+        """Sum a metric vector over workers (identity in one process)."""
+        return vector
+
+    def on_epoch_end(self, report: EpochReport, state: TrainState) -> None:
+        """Called on every worker after validation; checkpoint or log here."""
+
+
+class PrintHooks(LoopHooks):
+    """Print one progress line per epoch."""
+
+    def __init__(self, max_epochs: int, printer: Callable[[str], None] = print) -> None:
+        self.max_epochs = max_epochs
+        self.printer = printer
+
+    def on_epoch_end(self, report: EpochReport, state: TrainState) -> None:
+        self.printer(report.line(self.max_epochs))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    state: TrainState
+    best_val: dict[str, float]
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _unwrap(model: torch.nn.Module) -> ActionAwareGSASRec:
+    inner = getattr(model, "module", model)
+    if not isinstance(inner, ActionAwareGSASRec):
+        raise TypeError(f"expected ActionAwareGSASRec (optionally DDP-wrapped), got {type(inner)}")
+    return inner
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    batches: Iterable[TrainBatch],
+    optimizer: torch.optim.Optimizer,
+    config: NegrecConfig,
+    device: torch.device,
+    state: TrainState,
+) -> tuple[float, float, int]:
+    core = _unwrap(model)
+    model.train()
+    loss_sum = ntr_sum = 0.0
+    steps = samples = 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for batch in batches:
+        if config.train.steps_per_epoch is not None and steps >= config.train.steps_per_epoch:
+            break
+        batch = batch.to(device)
+        with autocast:
+            loss = training_loss(core, batch, config.objective, encode=model)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        if config.train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        optimizer.step()
+        loss_sum += loss.ranking + config.objective.not_to_recommend_weight * loss.not_to_recommend
+        ntr_sum += loss.not_to_recommend
+        steps += 1
+        samples += batch.size
+        state.step += 1
+    if steps == 0:
+        raise ValueError("the training data yielded no batches: is the train split empty?")
+    return loss_sum / steps, ntr_sum / steps, samples
+
+
+def validate(
+    model: torch.nn.Module,
+    batches: Iterable[EvalBatch],
+    device: torch.device,
+    hooks: LoopHooks,
+    eval_k: int = 10,
+) -> dict[str, float]:
+    """Validation metrics over every worker's rows (sums reduced before dividing)."""
+    core = _unwrap(model)
+    sums = evaluate(model_scorer(core), (b.to(device) for b in batches), ks=(1, eval_k))
+    reduced = hooks.reduce_sums(sums.as_vector().to(device)).cpu()
+    return EvaluationSums.with_vector(sums, reduced).metrics()
+
+
+def train(
+    model: torch.nn.Module,
+    train_batches: TrainBatches,
+    val_batches: ValBatches,
+    config: NegrecConfig,
+    hooks: LoopHooks | None = None,
+    resume: TrainState | None = None,
+    device: torch.device | str = "cpu",
+) -> TrainResult:
+    """Train until ``max_epochs`` or ``patience`` epochs without a validation NDCG@10 gain.
+
+    ``model`` may be DDP-wrapped. On return the (unwrapped) model holds the best
+    validation weights. Seeded from ``config.train.seed``; the caller offsets the seed
+    per rank. ``resume`` continues from a saved state (optimiser and RNG included).
+    """
+    hooks = hooks or LoopHooks()
+    device = torch.device(device)
+    core = _unwrap(model)
+    optimizer = make_optimizer(model, config.train)
+    state = resume or TrainState()
+    if resume is None:
+        torch.manual_seed(config.train.seed)
+    else:
+        if resume.optimizer_state is not None:
+            optimizer.load_state_dict(resume.optimizer_state)
+        if resume.rng_state is not None:
+            torch.set_rng_state(resume.rng_state)
+
+    started = time.perf_counter()
+    first_epoch = state.epoch + 1
+    for epoch in range(first_epoch, config.train.max_epochs + 1):
+        epoch_start = time.perf_counter()
+        loss, ntr, samples = _train_epoch(
+            model, train_batches(epoch), optimizer, config, device, state
+        )
+        val = validate(model, val_batches(), device, hooks, config.train.eval_k)
+        ndcg = val[f"ndcg@{config.train.eval_k}"]
+        improved = ndcg > state.best_ndcg
+        if improved:
+            state.best_ndcg, state.best_epoch, state.epochs_without_gain = ndcg, epoch, 0
+            state.best_model_state = copy.deepcopy(core.state_dict())
+        else:
+            state.epochs_without_gain += 1
+        state.epoch = epoch
+        state.optimizer_state = optimizer.state_dict()
+        state.rng_state = torch.get_rng_state()
+        state.history.append({"epoch": epoch, "loss": loss, **val})
+        stop = state.epochs_without_gain >= config.train.patience
+        per_epoch = (time.perf_counter() - started) / (epoch - first_epoch + 1)
+        report = EpochReport(
+            epoch=epoch,
+            step=state.step,
+            train_loss=loss,
+            not_to_recommend_loss=ntr,
+            val=val,
+            improved=improved,
+            best_ndcg=state.best_ndcg,
+            best_epoch=state.best_epoch,
+            samples=samples,
+            seconds=time.perf_counter() - epoch_start,
+            eta_s=0.0 if stop else per_epoch * (config.train.max_epochs - epoch),
+            stop=stop,
+        )
+        hooks.on_epoch_end(report, state)
+        if stop:
+            break
+    if state.best_model_state is not None:
+        core.load_state_dict(state.best_model_state)
+    best_val = next((h for h in state.history if h["epoch"] == state.best_epoch), state.history[-1])
+    return TrainResult(state=state, best_val=best_val)

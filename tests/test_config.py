@@ -1,0 +1,58 @@
+"""Typed configuration: defaults, YAML, --set overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from negrec.config import ConfigError, load_config, parse_overrides
+
+
+def test_defaults_are_the_reference_gsasrec() -> None:
+    config = load_config()
+    assert (config.model.dim, config.model.blocks, config.model.heads) == (128, 2, 1)
+    assert (config.model.dropout, config.model.max_len) == (0.5, 200)
+    assert (config.objective.loss, config.objective.negatives) == ("gbce", 256)
+    assert config.objective.gbce_t == 0.75
+    assert (config.train.lr, config.train.batch_size) == (1e-3, 128)
+
+
+def test_yaml_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  dim: 64\ntrain:\n  lr: 0.01\n")
+    config = load_config(path, ["train.lr=3e-4", "objective.sampling=per_position"])
+    assert config.model.dim == 64
+    assert config.train.lr == 3e-4
+    assert config.objective.sampling == "per_position"
+    assert config.model.blocks == 2  # untouched default
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  dimm: 64\n")
+    with pytest.raises(ConfigError, match=r"model\.dimm: unknown key") as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_wrong_value_is_named_with_what_was_given() -> None:
+    with pytest.raises(ConfigError, match=r"train\.lr: .*greater than 0.*-1"):
+        load_config(overrides=["train.lr=-1"])
+    with pytest.raises(ConfigError, match=r"objective\.loss"):
+        load_config(overrides=["objective.loss=hinge"])
+    with pytest.raises(ConfigError, match="heads=3 must divide dim=128"):
+        load_config(overrides=["model.heads=3"])
+
+
+def test_malformed_override_and_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_overrides(["model.dim"])
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        load_config(overrides=["train.lr=1e-3", "train.lr.x=2"])
