@@ -16,7 +16,9 @@ import torch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BENCHMARKS_MD = DOCS / "benchmarks.md"
-HEADER = "# Benchmarks\n\nEvery table below is written by the script named in it; rerun it to refresh.\n"
+HEADER = (
+    "# Benchmarks\n\nEvery table below is written by the script named in it; rerun it to refresh.\n"
+)
 
 
 def machine() -> str:

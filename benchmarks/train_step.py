@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import BENCHMARKS_MD, machine, median, update_section  # noqa: E402
+from report import BENCHMARKS_MD, machine, median, update_section
 
-from negrec.batching import NEGATIVE, TrainBatch  # noqa: E402
-from negrec.config import ModelConfig, ObjectiveConfig  # noqa: E402
-from negrec.model import ActionAwareGSASRec  # noqa: E402
-from negrec.objectives import training_loss  # noqa: E402
+from negrec.batching import NEGATIVE, TrainBatch
+from negrec.config import ModelConfig, ObjectiveConfig
+from negrec.model import ActionAwareGSASRec
+from negrec.objectives import training_loss
 
 NUM_ITEMS = 3416  # MovieLens-1M after the gSASRec preprocessing
 BATCH, LENGTH = 128, 200
@@ -112,7 +112,7 @@ def main() -> int:
             "## Training step at the reference configuration",
             "",
             "`python benchmarks/train_step.py --json` - 128 sequences x 200 positions, d=128,",
-            "2 blocks, 1 head, dropout 0.5, 256 negatives, gBCE t=0.75, Adam; same batch, same run.",
+            "2 blocks, 1 head, dropout 0.5, 256 negatives, gBCE t=0.75, Adam; one batch, one run.",
             "",
             f"Machine: {machine()}",
             "",

@@ -13,7 +13,9 @@ RAY_TEST_CPUS = 8
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
+def ray_session(s3_server) -> Iterator[None]:
+    """Ray starts after the test S3 endpoint so that its worker processes, which inherit
+    the environment at start-up, see the endpoint and the fake credentials too."""
     import ray
 
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
@@ -26,3 +28,6 @@ def ray_session() -> Iterator[None]:
     )
     yield
     ray.shutdown()
+
+
+pytest_plugins = ["tests.s3"]

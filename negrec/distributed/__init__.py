@@ -1,0 +1,1 @@
+"""Ray Train: the worker that runs the training loop under DDP, and resource planning."""

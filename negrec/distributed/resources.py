@@ -1,0 +1,58 @@
+"""How many Train workers, with what resources, so that nothing deadlocks.
+
+Rules: with ``gpu`` every worker takes one GPU (default: all GPUs of the cluster);
+on CPU, workers together take at most the cluster's CPUs minus one left for Ray Data
+(fractional if need be), because a Train worker that holds the last CPU starves the
+data tasks that feed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from negrec.errors import NegrecError
+
+DATA_CPUS = 1.0  # kept free for Ray Data's read / map tasks
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    num_workers: int
+    use_gpu: bool
+    cpus_per_worker: float
+
+    def describe(self) -> str:
+        device = "GPU" if self.use_gpu else "CPU"
+        return (
+            f"{self.num_workers} {device} worker(s), {self.cpus_per_worker:g} CPU each, "
+            f"{DATA_CPUS:g} CPU left for Ray Data"
+        )
+
+
+def plan_workers(requested: int | None, gpu: bool | None, cluster: dict[str, float]) -> WorkerPlan:
+    """Plan from the request and ``ray.cluster_resources()``.
+
+    ``gpu=None`` means "GPUs if the cluster has any"; ``requested=None`` means "all
+    GPUs" on GPU and 1 worker on CPU.
+    """
+    cpus = float(cluster.get("CPU", 0))
+    gpus = int(cluster.get("GPU", 0))
+    use_gpu = gpus > 0 if gpu is None else gpu
+    if use_gpu:
+        if gpus == 0:
+            raise NegrecError("--gpu was given but the Ray cluster has no GPUs; drop --gpu")
+        workers = requested or gpus
+        if workers > gpus:
+            raise NegrecError(f"--workers {workers} needs {workers} GPUs; the cluster has {gpus}")
+        per_worker = max(1.0, min(4.0, (cpus - DATA_CPUS) / workers)) if cpus > 1 else 1.0
+        return WorkerPlan(workers, True, per_worker)
+    workers = requested or 1
+    if workers < 1:
+        raise NegrecError(f"--workers must be at least 1, got {workers}")
+    spare = cpus - DATA_CPUS
+    if spare <= 0:
+        raise NegrecError(
+            f"the Ray cluster has {cpus:g} CPU(s): nothing is left for Train workers after "
+            f"{DATA_CPUS:g} for Ray Data; start Ray with more CPUs (NEGREC_RAY_CPUS)"
+        )
+    return WorkerPlan(workers, False, min(1.0, spare / workers))

@@ -1,0 +1,208 @@
+"""The Ray Train worker: the project's one training loop, under DDP, with checkpoints.
+
+Every rank runs ``negrec.training.loop.train`` on its equal shard of the training
+data (``get_dataset_shard`` + ``iter_torch_batches``). Ray-specific duties arrive
+through ``RayTrainHooks``: validation sums are all-reduced so every rank sees the same
+metrics and stops at the same epoch; rank 0 writes the checkpoint and logs to MLflow;
+every rank calls ``ray.train.report`` (a barrier) once per epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from negrec import checkpoint, tracking
+from negrec.batching import EvalBatch, TrainBatch
+from negrec.config import NegrecConfig
+from negrec.model.gsasrec import ActionAwareGSASRec
+from negrec.training.loop import EpochReport, LoopHooks, TrainState, train, validate
+
+NDCG_METRIC = "val_ndcg@10"
+
+
+class WorkerSpec(BaseModel):
+    """Everything a worker needs, passed as ``train_loop_config`` (plain data)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: NegrecConfig
+    data_uri: str
+    tracking_uri: str
+    mlflow_run_id: str
+    shuffle_buffer: int = 2048
+
+
+def metric_name(key: str) -> str:
+    """Ray/MLflow-safe metric names ('@' is not allowed in MLflow metric names)."""
+    return key.replace("@", "_at_")
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes: equal digests mean bit-identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _optimizer_step(state: TrainState | None) -> int:
+    """Adam's step count in a saved optimiser state (0 when starting fresh)."""
+    if state is None or not state.optimizer_state:
+        return 0
+    steps = [int(s["step"]) for s in state.optimizer_state.get("state", {}).values() if "step" in s]
+    return max(steps, default=0)
+
+
+class RayTrainHooks(LoopHooks):
+    """All-reduce validation sums; checkpoint, report and log once per epoch."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        model: ActionAwareGSASRec,
+        num_items: int,
+        attempt: dict[str, Any],
+    ) -> None:
+        import ray.train
+
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world = context.get_world_size()
+        self.spec = spec
+        self.model = model
+        self.num_items = num_items
+        self.attempt = attempt
+        self.logged: set[int] = set()
+        if self.rank == 0:
+            self.logged = tracking.logged_steps(
+                spec.tracking_uri, spec.mlflow_run_id, metric_name(NDCG_METRIC)
+            )
+
+    def reduce_sums(self, vector: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            torch.distributed.all_reduce(vector, op=torch.distributed.ReduceOp.SUM)
+        return vector
+
+    def on_epoch_end(self, report: EpochReport, state: TrainState) -> None:
+        import ray.train
+
+        metrics = {
+            "epoch": report.epoch,
+            "step": report.step,
+            "train_loss": report.train_loss,
+            "not_to_recommend_loss": report.not_to_recommend_loss,
+            "samples_per_s": report.samples_per_s * self.world,
+            **{metric_name(f"val_{k}"): v for k, v in report.val.items()},
+            "best_val_ndcg_at_10": report.best_ndcg,
+            "best_epoch": report.best_epoch,
+            **self.attempt,
+        }
+        if self.rank != 0:
+            ray.train.report(metrics, checkpoint=None)
+            return
+        saved = checkpoint.Checkpoint(
+            config=self.spec.config,
+            num_items=self.num_items,
+            data_uri=self.spec.data_uri,
+            state=state,
+            model_state=self.model.state_dict(),
+            metrics=metrics,
+        )
+        with tempfile.TemporaryDirectory(prefix="negrec-ckpt-") as directory:
+            checkpoint.save(saved, directory)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+        print(report.line(self.spec.config.train.max_epochs), flush=True)
+        if report.epoch not in self.logged:  # a retried epoch is never logged twice
+            tracking.log_metrics(
+                self.spec.tracking_uri,
+                self.spec.mlflow_run_id,
+                {k: v for k, v in metrics.items() if k not in ("epoch", "step")},
+                step=report.epoch,
+            )
+            self.logged.add(report.epoch)
+
+
+def _train_batches(shard: Any, spec: WorkerSpec, seed: int) -> Any:
+    def batches(epoch: int) -> Iterator[TrainBatch]:
+        for batch in shard.iter_torch_batches(
+            batch_size=spec.config.train.batch_size,
+            dtypes=torch.int64,
+            device="cpu",
+            local_shuffle_buffer_size=spec.shuffle_buffer,
+            local_shuffle_seed=seed * 100_003 + epoch,
+        ):
+            yield TrainBatch(batch["items"], batch["actions"], batch["targets"], batch["rejected"])
+
+    return batches
+
+
+def _strided(batches: Iterator[EvalBatch], rank: int, world: int) -> Iterator[EvalBatch]:
+    """This rank's share of evaluation batches: every ``world``-th, from ``rank``.
+    Together the ranks cover each row exactly once (no padding, no drop)."""
+    for index, batch in enumerate(batches):
+        if index % world == rank:
+            yield batch
+
+
+def train_worker(loop_config: dict[str, Any]) -> None:
+    """Entry point of each Ray Train worker."""
+    import ray.train
+    import ray.train.torch
+
+    from negrec.data.loaders import load_prepared, local_eval_batches
+
+    spec = WorkerSpec.model_validate(loop_config)
+    config = spec.config
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    prepared = load_prepared(spec.data_uri)
+
+    torch.manual_seed(config.train.seed)  # same initial weights on every rank
+    model = ActionAwareGSASRec(prepared.num_items, config.model)
+    resume: TrainState | None = None
+    saved = ray.train.get_checkpoint()
+    if saved is not None:
+        with saved.as_directory() as directory:
+            restored = checkpoint.load(directory)
+        model.load_state_dict(restored.model_state)
+        resume = restored.state
+    attempt = {
+        "start_epoch": (resume.epoch if resume else 0) + 1,
+        "resumed_optimizer_step": _optimizer_step(resume),
+    }
+
+    device = ray.train.torch.get_device()
+    wrapped = ray.train.torch.prepare_model(model)
+    rank_seed = config.train.seed + rank
+    rank_config = config.model_copy(
+        update={"train": config.train.model_copy(update={"seed": rank_seed})}
+    )
+    hooks = RayTrainHooks(spec, model, prepared.num_items, attempt)
+    max_len, eval_size = config.model.max_len, config.train.eval_batch_size
+
+    def val_batches() -> Iterator[EvalBatch]:
+        return _strided(local_eval_batches(prepared, "val", eval_size, max_len), rank, world)
+
+    train(
+        wrapped,
+        _train_batches(ray.train.get_dataset_shard("train"), spec, rank_seed),
+        val_batches,
+        rank_config,
+        hooks=hooks,
+        resume=resume,
+        device=device,
+    )
+    test_batches = _strided(local_eval_batches(prepared, "test", eval_size, max_len), rank, world)
+    test = validate(wrapped, test_batches, device, hooks, config.train.eval_k)
+    final = {metric_name(f"test_{k}"): v for k, v in test.items()}
+    if rank == 0:
+        tracking.log_metrics(spec.tracking_uri, spec.mlflow_run_id, final, step=0)
+        print("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()), flush=True)
+    ray.train.report({**final, "parameter_digest": parameter_digest(model), **attempt})

@@ -1,0 +1,178 @@
+"""``negrec train``: action-aware gSASRec on Ray Train (DDP), tracked in MLflow.
+
+The driver validates everything it can before compute is spent (config, prepared
+data, tracking store, resources), opens or resumes the MLflow run, and fits a
+``TorchTrainer`` whose workers run the one training loop. Re-running with the same
+``--name`` and ``--storage`` resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from negrec import storage, tracking
+from negrec.config import NegrecConfig, load_config
+from negrec.distributed.resources import plan_workers
+from negrec.distributed.worker import NDCG_METRIC, WorkerSpec, metric_name, train_worker
+from negrec.errors import NegrecError
+from negrec.runtime import ensure_ray
+from negrec.storage import StorageOptions
+
+
+class TrainJob(BaseModel):
+    """One training run: what to train on, where to keep it, how to scale it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="URI of a prepared dataset (negrec prepare --out)")
+    storage: str = Field(description="URI under which Ray Train keeps run state/checkpoints")
+    name: str = Field(description="Run name; re-running the same name resumes")
+    config: NegrecConfig = Field(default_factory=NegrecConfig)
+    workers: int | None = Field(None, ge=1)
+    gpu: bool | None = None
+    tracking_uri: str | None = None
+    experiment: str = tracking.DEFAULT_EXPERIMENT
+    keep_checkpoints: int = Field(3, ge=1, description="Best N by validation NDCG@10")
+    max_failures: int = Field(3, ge=-1, description="Worker-group restarts from a checkpoint")
+    parent_run_id: str | None = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="prepared dataset URI (local or s3://)")
+    parser.add_argument("--storage", required=True, help="run storage URI (local or s3://)")
+    parser.add_argument("--name", required=True, help="run name (same name = resume)")
+    parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
+    parser.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker")
+    parser.add_argument("--config", help="YAML file overriding the defaults")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set train.lr=3e-4 (repeatable)",
+    )
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    parser.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT)
+    parser.add_argument("--keep-checkpoints", type=int, default=3)
+    parser.add_argument("--max-failures", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+
+
+def job_from_args(args: argparse.Namespace) -> TrainJob:
+    return TrainJob(
+        data=args.data,
+        storage=args.storage,
+        name=args.name,
+        config=load_config(args.config, args.overrides),
+        workers=args.workers,
+        gpu=args.gpu,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        keep_checkpoints=args.keep_checkpoints,
+        max_failures=args.max_failures,
+    )
+
+
+def _log_run_inputs(uri: str, run_id: str, job: TrainJob, manifest: dict[str, Any]) -> None:
+    client = tracking.client(uri)
+    params = tracking.flatten(job.config.model_dump())
+    params.update({"data": job.data, "storage": job.storage})
+    tracking.log_params(uri, run_id, params)
+    client.log_text(run_id, yaml.safe_dump(job.config.model_dump()), "config.yaml")
+    client.log_text(run_id, json.dumps(manifest, indent=2), "manifest.json")
+
+
+def run(job: TrainJob, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Fit on Ray Train and return a summary (metrics, checkpoint URI, MLflow run id)."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from negrec.data.loaders import load_prepared, train_dataset
+
+    options = StorageOptions.from_env()
+    storage.configure_environment(options)
+    prepared = load_prepared(job.data, options)
+    uri = tracking.resolve_tracking_uri(job.tracking_uri)
+    tracking.check_reachable(uri)
+    ensure_ray()
+    import ray
+
+    plan = plan_workers(job.workers, job.gpu, ray.cluster_resources())
+    print(f"negrec train: {job.name}: {plan.describe()}", flush=True)
+    run_id = tracking.start_or_resume_run(
+        uri, job.name, job.experiment, parent_run_id=job.parent_run_id
+    )
+    tracking.client(uri).update_run(run_id, status="RUNNING")
+    _log_run_inputs(uri, run_id, job, prepared.manifest)
+
+    filesystem, storage_path = storage.resolve(job.storage, options)
+    spec = WorkerSpec(config=job.config, data_uri=job.data, tracking_uri=uri, mlflow_run_id=run_id)
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config=spec.model_dump(),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=plan.num_workers,
+            use_gpu=plan.use_gpu,
+            resources_per_worker={"CPU": plan.cpus_per_worker},
+        ),
+        run_config=ray.train.RunConfig(
+            name=job.name,
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=job.keep_checkpoints,
+                checkpoint_score_attribute=metric_name(NDCG_METRIC),
+                checkpoint_score_order="max",
+            ),
+            failure_config=ray.train.FailureConfig(max_failures=job.max_failures),
+            callbacks=list(callbacks),
+        ),
+        datasets={"train": train_dataset(prepared, job.config.model.max_len)},
+    )
+    try:
+        result = trainer.fit()
+    except Exception:
+        tracking.client(uri).set_terminated(run_id, status="FAILED")
+        raise
+    if result.checkpoint is None:
+        raise NegrecError(f"run {job.name} finished without a checkpoint; see the log above")
+    checkpoint_uri = storage._uri_for(job.storage, result.checkpoint.path)
+    client = tracking.client(uri)
+    client.set_tag(run_id, "negrec.checkpoint_uri", checkpoint_uri)
+    client.set_terminated(run_id, status="FINISHED")
+    metrics = {k: v for k, v in result.metrics.items() if k.startswith("test_")}
+    return {
+        "name": job.name,
+        "checkpoint": checkpoint_uri,
+        "mlflow_run_id": run_id,
+        "tracking_uri": storage.redact(uri),
+        "workers": plan.num_workers,
+        "start_epoch": result.metrics.get("start_epoch"),
+        **metrics,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = run(job_from_args(args))
+    print(
+        "negrec train: done. test "
+        + " ".join(f"{k}={v:.4f}" for k, v in summary.items() if k.startswith("test_"))
+        + f"\n  checkpoint: {summary['checkpoint']}\n  MLflow run: {summary['mlflow_run_id']}"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    from negrec.cli import main as cli_main
+
+    sys.exit(cli_main(["train", *sys.argv[1:]]))
