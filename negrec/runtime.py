@@ -34,7 +34,10 @@ def ensure_ray(log_to_driver: bool = True) -> None:
         return
     ray.init(
         num_cpus=local_cpus(),
-        include_dashboard=False,
+        # The dashboard serves the State API, which Ray Train's placement-group
+        # cleaner polls; without it every run logs "Failed to query ... actor state".
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
         log_to_driver=log_to_driver,
         configure_logging=False,
         _node_ip_address="127.0.0.1",

@@ -89,8 +89,10 @@ def train_dataset(prepared: PreparedData, max_len: int) -> ray.data.Dataset:
         raise NegrecError(f"{prepared.uri} has no training rows; re-run prepare on more data")
     fs, _ = storage.resolve(prepared.uri, prepared.storage)
     paths = [storage.resolve(uri, prepared.storage)[1] for uri in files]
-    return ray.data.read_parquet(paths, filesystem=fs, columns=["items", "actions"]).map_batches(
-        _training_batch, fn_kwargs={"max_len": max_len}, batch_format="pyarrow"
+    return (
+        ray.data.read_parquet(paths, filesystem=fs)
+        .select_columns(["items", "actions"])
+        .map_batches(_training_batch, fn_kwargs={"max_len": max_len}, batch_format="pyarrow")
     )
 
 

@@ -1,0 +1,177 @@
+"""Ray Train: DDP over two CPU workers, resume, recovery from a killed worker, S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import torch
+from ray.train import UserCallback
+
+from negrec import checkpoint, tracking
+from negrec.config import build_config
+from negrec.data.loaders import item_counts, load_prepared, local_eval_batches
+from negrec.evaluation import evaluate, model_scorer, popularity_scorer
+from negrec.model import ActionAwareGSASRec
+from negrec.train import TrainJob, run
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "model": {"max_len": 50, "dim": 32, "blocks": 1, "dropout": 0.1},
+    "objective": {"loss": "softmax", "negatives": 64},
+    "train": {"batch_size": 64, "lr": 3e-3, "max_epochs": 3, "patience": 3},
+}
+
+
+def _config(**train: Any):
+    values = json.loads(json.dumps(SMALL))
+    values["train"].update(train)
+    return build_config(values)
+
+
+class RecordReports(UserCallback):
+    """Runs in the Train controller process: appends every rank's metrics to a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(metrics) + "\n")
+
+
+def _val_ndcg(prepared_uri: str, scorer) -> float:
+    prepared = load_prepared(prepared_uri)
+    return evaluate(scorer, local_eval_batches(prepared, "val", 512, 50)).metrics()["ndcg@10"]
+
+
+def test_two_workers_ddp_learns_keeps_ranks_identical_and_tracks_in_mlflow(
+    small_prepared: str, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports.jsonl"
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    summary = run(
+        TrainJob(
+            data=small_prepared,
+            storage=str(tmp_path / "runs"),
+            name="ddp",
+            workers=2,
+            config=_config(),
+            tracking_uri=tracking_uri,
+        ),
+        callbacks=[RecordReports(str(reports))],
+    )
+    assert summary["workers"] == 2
+    per_report = [json.loads(line) for line in reports.read_text().splitlines()]
+    # Every report carries one metrics dict per rank; the final one the weight digests.
+    assert all(len(ranks) == 2 for ranks in per_report)
+    epochs = [r for r in per_report if "epoch" in r[0]]
+    assert [r[0]["epoch"] for r in epochs] == [1, 2, 3]
+    for rank0, rank1 in epochs:
+        assert rank0["val_ndcg_at_10"] == rank1["val_ndcg_at_10"]  # reduced over all ranks
+    final = per_report[-1]
+    assert final[0]["parameter_digest"] == final[1]["parameter_digest"]
+
+    saved = checkpoint.load(summary["checkpoint"])
+    trained = _val_ndcg(small_prepared, model_scorer(saved.best_model()))
+    torch.manual_seed(0)
+    untrained = ActionAwareGSASRec(saved.num_items, saved.config.model).eval()
+    prepared = load_prepared(small_prepared)
+    assert trained > _val_ndcg(small_prepared, model_scorer(untrained)) + 0.05
+    assert trained > _val_ndcg(small_prepared, popularity_scorer(item_counts(prepared)))
+    assert trained == pytest.approx(max(r[0]["val_ndcg_at_10"] for r in epochs))
+
+    client = tracking.client(tracking_uri)
+    mlflow_run = client.get_run(summary["mlflow_run_id"])
+    assert mlflow_run.data.params["model.dim"] == "32"
+    assert mlflow_run.data.params["objective.loss"] == "softmax"
+    assert "test_ndcg_at_10" in mlflow_run.data.metrics
+    assert mlflow_run.data.tags["negrec.checkpoint_uri"] == summary["checkpoint"]
+    history = client.get_metric_history(summary["mlflow_run_id"], "val_ndcg_at_10")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    artifacts = {a.path for a in client.list_artifacts(summary["mlflow_run_id"])}
+    assert {"config.yaml", "manifest.json"} <= artifacts
+
+
+def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
+    small_prepared: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def job(epochs: int) -> TrainJob:
+        return TrainJob(
+            data=small_prepared,
+            storage=f"{s3_bucket}/runs",
+            name="resume",
+            workers=1,
+            config=_config(max_epochs=epochs, patience=5),
+            tracking_uri=tracking_uri,
+        )
+
+    first = run(job(1))
+    assert first["checkpoint"].startswith(f"{s3_bucket}/runs/resume/")
+    assert checkpoint.load(first["checkpoint"]).state.epoch == 1
+    steps_epoch_one = checkpoint.load(first["checkpoint"]).state.step
+
+    second = run(job(2))
+    assert second["start_epoch"] == 2
+    assert second["resumed_optimizer_step"] == steps_epoch_one > 0
+    assert second["mlflow_run_id"] == first["mlflow_run_id"]
+    final = checkpoint.load(second["checkpoint"])
+    assert final.state.epoch == 2 and final.state.step == 2 * steps_epoch_one
+    history = tracking.client(tracking_uri).get_metric_history(
+        second["mlflow_run_id"], "val_ndcg_at_10"
+    )
+    assert sorted(m.step for m in history) == [1, 2]
+
+
+def _train_worker_pids() -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any("RayTrainWorker" in part for part in (p.info["cmdline"] or []))
+    ]
+
+
+def test_killed_worker_recovers_from_checkpoint_without_double_counting(
+    small_prepared: str, tmp_path: Path
+) -> None:
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    runs = tmp_path / "runs"
+    job = TrainJob(
+        data=small_prepared,
+        storage=str(runs),
+        name="killed",
+        workers=2,
+        # Small batches make an epoch long enough to be interrupted in its middle.
+        config=_config(max_epochs=3, batch_size=8, patience=5),
+        tracking_uri=tracking_uri,
+        max_failures=2,
+    )
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(run(job)))
+    thread.start()
+    deadline = time.time() + 300
+    while not list(runs.glob("killed/checkpoint_*/checkpoint.json")):
+        assert time.time() < deadline and thread.is_alive(), "no first checkpoint"
+        time.sleep(0.2)
+    time.sleep(1.0)  # well inside epoch 2
+    victims = _train_worker_pids()
+    assert victims, "no Train worker process found"
+    os.kill(victims[-1], signal.SIGKILL)
+    thread.join(timeout=600)
+    assert not thread.is_alive()
+    assert outcome["start_epoch"] == 2  # the surviving attempt resumed after epoch 1
+    history = tracking.client(tracking_uri).get_metric_history(
+        outcome["mlflow_run_id"], "val_ndcg_at_10"
+    )
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert checkpoint.load(outcome["checkpoint"]).state.epoch == 3
