@@ -25,6 +25,7 @@ STAGES: dict[str, str] = {
     "promote": "register a checkpoint in MLflow; move alias 'champion' if it is better",
     "recommend": "top-k items for a history of (item, action)",
     "demo": "the whole pipeline on generated data, locally",
+    "pipeline": "events -> prepare -> train -> evaluate on any storage (for ray job submit)",
 }
 
 NOT_BUILT_EXIT = 2
@@ -72,3 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def run_stage(stage: str) -> None:
+    """Entry point of ``jobs/<stage>.py``: the stage with this process's arguments."""
+    sys.exit(main([stage, *sys.argv[1:]]))

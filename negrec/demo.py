@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +73,3 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, default=str))
     return 0
-
-
-if __name__ == "__main__":
-    from negrec.cli import main as cli_main
-
-    sys.exit(cli_main(["demo", *sys.argv[1:]]))

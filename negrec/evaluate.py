@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 import torch
@@ -91,9 +90,3 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
-
-
-if __name__ == "__main__":
-    from negrec.cli import main as cli_main
-
-    sys.exit(cli_main(["evaluate", *sys.argv[1:]]))

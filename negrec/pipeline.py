@@ -8,6 +8,8 @@ exists, so a retried job resumes instead of starting over.
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +101,39 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     summary["test"] = evaluate.run(trained["checkpoint"], prepared, "test", 10)
     summary["evaluate_s"] = round(elapsed(), 1)
     return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="storage URI for every output")
+    parser.add_argument("--name", default="pipeline", help="run name (same name = resume)")
+    parser.add_argument("--events", help="existing event log URI (default: generate one)")
+    parser.add_argument("--format", default="synthetic", help="event log format")
+    parser.add_argument("--users", type=int, default=3_000)
+    parser.add_argument("--items", type=int, default=1_000)
+    parser.add_argument("--num-events", type=int, default=150_000)
+    parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
+    parser.add_argument("--config", help="training YAML (default: configs/demo.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = run(
+        PipelineConfig(
+            root=args.root,
+            name=args.name,
+            events=args.events,
+            format=args.format,
+            users=args.users,
+            items=args.items,
+            num_events=args.num_events,
+            workers=args.workers,
+            train_config=args.config,
+            overrides=args.overrides,
+            tracking_uri=args.tracking_uri,
+        )
+    )
+    if args.json:
+        print(json.dumps(summary, default=str))
+    return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +36,9 @@ class TrainJob(BaseModel):
     config: NegrecConfig = Field(default_factory=NegrecConfig)
     workers: int | None = Field(None, ge=1)
     gpu: bool | None = None
+    cpus_per_worker: float | None = Field(
+        None, gt=0, description="Fixed CPU share per worker (default: planned from the cluster)"
+    )
     tracking_uri: str | None = None
     experiment: str = tracking.DEFAULT_EXPERIMENT
     keep_checkpoints: int = Field(3, ge=1, description="Best N by validation NDCG@10")
@@ -53,16 +55,16 @@ class TrainJob(BaseModel):
 BYTES_PER_POSITION = 4 * 8  # items, actions, targets, rejected as int64
 
 
-def _training_data(prepared: Any, job: TrainJob) -> Any:
+def training_data(prepared: Any, max_len: int, cache_limit_mib: int) -> Any:
     """The training stream; small enough data is materialised once, because Ray Data
     re-reads and re-transforms a streamed dataset every epoch (seconds of fixed
     overhead per epoch even for a few thousand rows)."""
     from negrec.data.loaders import train_dataset
 
-    dataset = train_dataset(prepared, job.config.model.max_len)
+    dataset = train_dataset(prepared, max_len)
     rows = prepared.manifest["splits"]["train"]["rows"]
-    size = rows * job.config.model.max_len * BYTES_PER_POSITION
-    return dataset.materialize() if size <= job.cache_limit_mib << 20 else dataset
+    size = rows * max_len * BYTES_PER_POSITION
+    return dataset.materialize() if size <= cache_limit_mib << 20 else dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,8 +113,12 @@ def _log_run_inputs(uri: str, run_id: str, job: TrainJob, manifest: dict[str, An
     client.log_text(run_id, json.dumps(manifest, indent=2), "manifest.json")
 
 
-def run(job: TrainJob, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Fit on Ray Train and return a summary (metrics, checkpoint URI, MLflow run id)."""
+def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) -> dict[str, Any]:
+    """Fit on Ray Train and return a summary (metrics, checkpoint URI, MLflow run id).
+
+    ``train_data`` is a training dataset built by :func:`training_data` for this job's
+    data and ``max_len``; a sweep builds it once and shares it between its trials.
+    """
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -126,7 +132,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     ensure_ray()
     import ray
 
-    plan = plan_workers(job.workers, job.gpu, ray.cluster_resources())
+    plan = plan_workers(job.workers, job.gpu, ray.cluster_resources(), job.cpus_per_worker)
     print(f"negrec train: {job.name}: {plan.describe()}", flush=True)
     run_id = tracking.start_or_resume_run(
         uri, job.name, job.experiment, parent_run_id=job.parent_run_id
@@ -156,7 +162,11 @@ def run(job: TrainJob, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
             failure_config=ray.train.FailureConfig(max_failures=job.max_failures),
             callbacks=list(callbacks),
         ),
-        datasets={"train": _training_data(prepared, job)},
+        datasets={
+            "train": train_data
+            if train_data is not None
+            else training_data(prepared, job.config.model.max_len, job.cache_limit_mib)
+        },
     )
     try:
         result = trainer.fit()
@@ -193,9 +203,3 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     return 0
-
-
-if __name__ == "__main__":
-    from negrec.cli import main as cli_main
-
-    sys.exit(cli_main(["train", *sys.argv[1:]]))

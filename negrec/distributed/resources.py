@@ -29,11 +29,18 @@ class WorkerPlan:
         )
 
 
-def plan_workers(requested: int | None, gpu: bool | None, cluster: dict[str, float]) -> WorkerPlan:
+def plan_workers(
+    requested: int | None,
+    gpu: bool | None,
+    cluster: dict[str, float],
+    cpus_per_worker: float | None = None,
+) -> WorkerPlan:
     """Plan from the request and ``ray.cluster_resources()``.
 
     ``gpu=None`` means "GPUs if the cluster has any"; ``requested=None`` means "all
-    GPUs" on GPU and 1 worker on CPU.
+    GPUs" on GPU and 1 worker on CPU. ``cpus_per_worker`` is set by a caller that has
+    already planned for the cluster as a whole (a sweep running several trials at once,
+    each given its share); otherwise it is derived from ``cluster``.
     """
     cpus = float(cluster.get("CPU", 0))
     gpus = int(cluster.get("GPU", 0))
@@ -45,7 +52,7 @@ def plan_workers(requested: int | None, gpu: bool | None, cluster: dict[str, flo
         if workers > gpus:
             raise NegrecError(f"--workers {workers} needs {workers} GPUs; the cluster has {gpus}")
         per_worker = max(1.0, min(4.0, (cpus - DATA_CPUS) / workers)) if cpus > 1 else 1.0
-        return WorkerPlan(workers, True, per_worker)
+        return WorkerPlan(workers, True, cpus_per_worker or per_worker)
     workers = requested or 1
     if workers < 1:
         raise NegrecError(f"--workers must be at least 1, got {workers}")
@@ -55,4 +62,46 @@ def plan_workers(requested: int | None, gpu: bool | None, cluster: dict[str, flo
             f"the Ray cluster has {cpus:g} CPU(s): nothing is left for Train workers after "
             f"{DATA_CPUS:g} for Ray Data; start Ray with more CPUs (NEGREC_RAY_CPUS)"
         )
-    return WorkerPlan(workers, False, min(1.0, spare / workers))
+    return WorkerPlan(workers, False, cpus_per_worker or min(1.0, spare / workers))
+
+
+TRIAL_DRIVER_CPUS = 0.25
+"""A Tune trial's own process only waits on its Train run and logs; its Train workers
+take their resources separately, so it holds a small share rather than a whole CPU."""
+
+MIN_SHARED_WORKER_CPUS = 0.5
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """How many sweep trials run at once, and each trial's Train workers."""
+
+    concurrency: int
+    workers: WorkerPlan
+
+    def describe(self) -> str:
+        return f"up to {self.concurrency} trial(s) at once, each with {self.workers.describe()}"
+
+
+def plan_trials(
+    workers: int, gpu: bool | None, concurrency: int, cluster: dict[str, float]
+) -> TrialPlan:
+    """The most concurrent trials (at most ``concurrency``) whose workers fit the cluster
+    with every trial's Ray Data CPU kept free: each trial plans its workers on an equal
+    share of the cluster, so concurrent trials never starve each other's data. Fewer
+    trials at once are preferred to workers with less than half a CPU each."""
+    cpus = float(cluster.get("CPU", 0))
+    gpus = int(cluster.get("GPU", 0))
+    use_gpu = gpus > 0 if gpu is None else gpu
+
+    def share(count: int) -> dict[str, float]:
+        return {"CPU": (cpus - count * TRIAL_DRIVER_CPUS) / count, "GPU": float(gpus // count)}
+
+    for count in range(concurrency, 1, -1):
+        try:
+            plan = plan_workers(workers, use_gpu, share(count))
+        except NegrecError:
+            continue
+        if plan.cpus_per_worker >= MIN_SHARED_WORKER_CPUS:
+            return TrialPlan(count, plan)
+    return TrialPlan(1, plan_workers(workers, use_gpu, share(1)))

@@ -10,6 +10,7 @@ every rank calls ``ray.train.report`` (a barrier) once per epoch.
 from __future__ import annotations
 
 import hashlib
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,9 @@ from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.training.loop import EpochReport, LoopHooks, TrainState, train, validate
 
 NDCG_METRIC = "val_ndcg@10"
+BEST_NDCG_METRIC = "best_val_ndcg_at_10"
+"""Best validation NDCG@10 so far: in every report, the final one included, because Ray
+Tune fails a trial whose report lacks the metric the sweep ranks on."""
 
 
 class WorkerSpec(BaseModel):
@@ -36,6 +40,13 @@ class WorkerSpec(BaseModel):
     tracking_uri: str
     mlflow_run_id: str
     shuffle_buffer: int = 2048
+
+
+def say(line: str) -> None:
+    """Write a progress line once. Ray Train patches ``print`` in workers to go through
+    its logger as well as stdout, which shows every printed line twice on the driver."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def metric_name(key: str) -> str:
@@ -99,8 +110,9 @@ class RayTrainHooks(LoopHooks):
             "train_loss": report.train_loss,
             "not_to_recommend_loss": report.not_to_recommend_loss,
             "samples_per_s": report.samples_per_s * self.world,
+            "data_wait_share": report.data_wait_seconds / max(report.train_seconds, 1e-9),
             **{metric_name(f"val_{k}"): v for k, v in report.val.items()},
-            "best_val_ndcg_at_10": report.best_ndcg,
+            BEST_NDCG_METRIC: report.best_ndcg,
             "best_epoch": report.best_epoch,
             **self.attempt,
         }
@@ -118,7 +130,7 @@ class RayTrainHooks(LoopHooks):
         with tempfile.TemporaryDirectory(prefix="negrec-ckpt-") as directory:
             checkpoint.save(saved, directory)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
-        print(report.line(self.spec.config.train.max_epochs), flush=True)
+        say(report.line(self.spec.config.train.max_epochs))
         if report.epoch not in self.logged:  # a retried epoch is never logged twice
             tracking.log_metrics(
                 self.spec.tracking_uri,
@@ -190,7 +202,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     def val_batches() -> Iterator[EvalBatch]:
         return _strided(local_eval_batches(prepared, "val", eval_size, max_len), rank, world)
 
-    train(
+    trained = train(
         wrapped,
         _train_batches(ray.train.get_dataset_shard("train"), spec, rank_seed),
         val_batches,
@@ -204,5 +216,6 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     final = {metric_name(f"test_{k}"): v for k, v in test.items()}
     if rank == 0:
         tracking.log_metrics(spec.tracking_uri, spec.mlflow_run_id, final, step=0)
-        print("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()), flush=True)
-    ray.train.report({**final, "parameter_digest": parameter_digest(model), **attempt})
+        say("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()))
+    best = {BEST_NDCG_METRIC: trained.state.best_ndcg, "best_epoch": trained.state.best_epoch}
+    ray.train.report({**final, **best, "parameter_digest": parameter_digest(model), **attempt})

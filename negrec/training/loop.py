@@ -58,12 +58,15 @@ class EpochReport:
     best_epoch: int
     samples: int
     seconds: float
+    train_seconds: float
+    data_wait_seconds: float
     eta_s: float
     stop: bool
 
     @property
     def samples_per_s(self) -> float:
-        return self.samples / self.seconds if self.seconds > 0 else 0.0
+        """Training throughput (validation time excluded)."""
+        return self.samples / self.train_seconds if self.train_seconds > 0 else 0.0
 
     def line(self, max_epochs: int) -> str:
         """A progress line a person can follow."""
@@ -117,6 +120,17 @@ def _unwrap(model: torch.nn.Module) -> ActionAwareGSASRec:
     return inner
 
 
+@dataclass(frozen=True)
+class EpochStats:
+    """What one pass over the training batches measured."""
+
+    loss: float
+    not_to_recommend: float
+    samples: int
+    train_seconds: float
+    data_wait_seconds: float
+
+
 def _train_epoch(
     model: torch.nn.Module,
     batches: Iterable[TrainBatch],
@@ -124,16 +138,21 @@ def _train_epoch(
     config: NegrecConfig,
     device: torch.device,
     state: TrainState,
-) -> tuple[float, float, int]:
+) -> EpochStats:
     core = _unwrap(model)
     model.train()
-    loss_sum = ntr_sum = 0.0
+    loss_sum = ntr_sum = waited = 0.0
     steps = samples = 0
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    for batch in batches:
-        if config.train.steps_per_epoch is not None and steps >= config.train.steps_per_epoch:
+    start = time.perf_counter()
+    iterator = iter(batches)
+    while config.train.steps_per_epoch is None or steps < config.train.steps_per_epoch:
+        fetch = time.perf_counter()
+        batch = next(iterator, None)
+        if batch is None:
             break
         batch = batch.to(device)
+        waited += time.perf_counter() - fetch
         with autocast:
             loss = training_loss(core, batch, config.objective, encode=model)
         optimizer.zero_grad(set_to_none=True)
@@ -148,7 +167,13 @@ def _train_epoch(
         state.step += 1
     if steps == 0:
         raise ValueError("the training data yielded no batches: is the train split empty?")
-    return loss_sum / steps, ntr_sum / steps, samples
+    return EpochStats(
+        loss=loss_sum / steps,
+        not_to_recommend=ntr_sum / steps,
+        samples=samples,
+        train_seconds=time.perf_counter() - start,
+        data_wait_seconds=waited,
+    )
 
 
 def validate(
@@ -197,9 +222,7 @@ def train(
     first_epoch = state.epoch + 1
     for epoch in range(first_epoch, config.train.max_epochs + 1):
         epoch_start = time.perf_counter()
-        loss, ntr, samples = _train_epoch(
-            model, train_batches(epoch), optimizer, config, device, state
-        )
+        stats = _train_epoch(model, train_batches(epoch), optimizer, config, device, state)
         val = validate(model, val_batches(), device, hooks, config.train.eval_k)
         ndcg = val[f"ndcg@{config.train.eval_k}"]
         improved = ndcg > state.best_ndcg
@@ -211,20 +234,22 @@ def train(
         state.epoch = epoch
         state.optimizer_state = optimizer.state_dict()
         state.rng_state = torch.get_rng_state()
-        state.history.append({"epoch": epoch, "loss": loss, **val})
+        state.history.append({"epoch": epoch, "loss": stats.loss, **val})
         stop = state.epochs_without_gain >= config.train.patience
         per_epoch = (time.perf_counter() - started) / (epoch - first_epoch + 1)
         report = EpochReport(
             epoch=epoch,
             step=state.step,
-            train_loss=loss,
-            not_to_recommend_loss=ntr,
+            train_loss=stats.loss,
+            not_to_recommend_loss=stats.not_to_recommend,
             val=val,
             improved=improved,
             best_ndcg=state.best_ndcg,
             best_epoch=state.best_epoch,
-            samples=samples,
+            samples=stats.samples,
             seconds=time.perf_counter() - epoch_start,
+            train_seconds=stats.train_seconds,
+            data_wait_seconds=stats.data_wait_seconds,
             eta_s=0.0 if stop else per_epoch * (config.train.max_epochs - epoch),
             stop=stop,
         )
