@@ -17,7 +17,8 @@ import torch
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BENCHMARKS_MD = DOCS / "benchmarks.md"
 HEADER = (
-    "# Benchmarks\n\nEvery table below is written by the script named in it; rerun it to refresh.\n"
+    "# Measurements\n\nEvery table below is written by the script named in it; "
+    "rerun it to refresh.\n"
 )
 
 
@@ -36,8 +37,10 @@ def machine() -> str:
         memory = f"{pages / 2**30:.0f} GiB RAM"
     except (ValueError, OSError):
         memory = "unknown RAM"
+    load = os.getloadavg()[0]
     return (
-        f"{cpu}, {os.cpu_count()} cores, {memory}, torch {torch.__version__} "
+        f"{cpu}, {os.cpu_count()} cores, {memory}, load average {load:.1f} when the table "
+        f"was written, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads, CPU capability "
         f"{torch.backends.cpu.get_cpu_capability()}), Python {platform.python_version()}"
     )

@@ -69,7 +69,7 @@ class EvalBatch:
         return int(self.items.shape[0])
 
 
-def _left_pad(rows: Sequence[np.ndarray], width: int) -> np.ndarray:
+def left_pad(rows: Sequence[np.ndarray], width: int) -> np.ndarray:
     out = np.zeros((len(rows), width), dtype=np.int64)
     for r, row in enumerate(rows):
         tail = row[-width:]
@@ -104,10 +104,10 @@ def training_arrays(
         targets.append(padded[next_pos_idx])
         rejected.append(np.where(nxt_actions == NEGATIVE, nxt_items, 0))
     return {
-        "items": _left_pad(inputs, max_len),
-        "actions": _left_pad(input_actions, max_len),
-        "targets": _left_pad(targets, max_len),
-        "rejected": _left_pad(rejected, max_len),
+        "items": left_pad(inputs, max_len),
+        "actions": left_pad(input_actions, max_len),
+        "targets": left_pad(targets, max_len),
+        "rejected": left_pad(rejected, max_len),
     }
 
 
@@ -125,8 +125,8 @@ def eval_arrays(
         row = np.asarray(row, dtype=np.int64)[:max_rejected]
         rejected[r, : len(row)] = row
     return {
-        "items": _left_pad([np.asarray(s, dtype=np.int64) for s in items], max_len),
-        "actions": _left_pad([np.asarray(a, dtype=np.int64) for a in actions], max_len),
+        "items": left_pad([np.asarray(s, dtype=np.int64) for s in items], max_len),
+        "actions": left_pad([np.asarray(a, dtype=np.int64) for a in actions], max_len),
         "target": np.asarray(targets, dtype=np.int64),
         "heldout_rejected": rejected,
     }

@@ -6,6 +6,7 @@ that is wrong, before any compute is spent, instead of being silently ignored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -95,6 +96,30 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
             raise ConfigError(f"--set {key}: '{part}' is a value, not a section")
         node = child
     node[parts[-1]] = value
+
+
+def unflatten(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"model.dim": 64}`` -> ``{"model": {"dim": 64}}``: dotted keys as ``--set`` takes."""
+    tree: dict[str, Any] = {}
+    for key, value in values.items():
+        _set_dotted(tree, key, value)
+    return tree
+
+
+def settable_keys(schema: type[BaseModel] = NegrecConfig, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key a config file may set (``model.dim``, ...) with its type.
+
+    Other files that name config keys (search spaces, presets) check against this, so a
+    misspelt key fails when the file is read rather than when a trial starts.
+    """
+    keys: dict[str, Any] = {}
+    for name, field in schema.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.update(settable_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys[f"{prefix}{name}"] = annotation
+    return keys
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:

@@ -48,6 +48,9 @@ def _report(summary: dict[str, Any], workdir: Path) -> str:
             *rows,
             f"negrec {verdict} the most-popular baseline on NDCG@10.",
             f"checkpoint: {summary['checkpoint']}",
+            f"registry:   {summary['promote']['decision']}",
+            f"sample user history: {summary['sample']['history']}",
+            f"  recommended (top 10): {' '.join(str(i) for i in summary['sample']['recommended'])}",
             "timings (s): "
             + ", ".join(f"{k[:-2]} {v}" for k, v in summary.items() if k.endswith("_s")),
             f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} "

@@ -1,4 +1,4 @@
-"""The whole pipeline as one function: generate -> prepare -> train -> evaluate.
+"""The whole pipeline as one function: generate -> prepare -> train -> promote -> recommend.
 
 ``negrec demo`` runs it locally with a work directory standing in for object storage;
 ``jobs/pipeline.py`` runs it on a cluster under ``ray job submit``. Each step is a
@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from negrec import storage
+from negrec.batching import NEGATIVE
 from negrec.config import load_config
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
@@ -53,7 +54,7 @@ def _timed(log: Step, title: str) -> Callable[[], float]:
 
 def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     """Run every step, skipping those whose committed output exists; returns a summary."""
-    from negrec import evaluate, generate, prepare, train
+    from negrec import evaluate, generate, prepare, promote, recommend, registry, train
     from negrec.data.prepare_config import PrepareConfig
 
     summary: dict[str, Any] = {"root": config.root}
@@ -100,7 +101,37 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     elapsed = _timed(log, "evaluate on the test split")
     summary["test"] = evaluate.run(trained["checkpoint"], prepared, "test", 10)
     summary["evaluate_s"] = round(elapsed(), 1)
+
+    elapsed = _timed(log, "promote to the MLflow registry")
+    promoted = promote.run(
+        checkpoint_uri=trained["checkpoint"], tracking_uri=config.tracking_uri, data_uri=prepared
+    )
+    log(f"   {promoted['decision']}")
+    summary["promote"] = promoted
+    summary["promote_s"] = round(elapsed(), 1)
+
+    champion = f"models:/{registry.DEFAULT_MODEL_NAME}@{registry.CHAMPION}"
+    elapsed = _timed(log, f"recommend for a sample user with {champion}")
+    history = sample_history(prepared)
+    top = recommend.recommend(champion, history, k=10, tracking_uri=config.tracking_uri)[0]
+    summary["sample"] = {"history": history, "recommended": top.items, "scores": top.scores}
+    summary["recommend_s"] = round(elapsed(), 1)
     return summary
+
+
+def sample_history(prepared_uri: str, length: int = 8) -> str:
+    """The last ``length`` interactions of the first test user, as ``"item:+ item:-"``."""
+    from negrec.data.loaders import list_column, load_prepared, read_split
+    from negrec.serving.vocabulary import Vocabulary
+
+    test = read_split(load_prepared(prepared_uri), "test")
+    vocabulary = Vocabulary.of_prepared(prepared_uri)
+    items = list_column(test["items"].slice(0, 1))[0][-length:]
+    actions = list_column(test["actions"].slice(0, 1))[0][-length:]
+    return " ".join(
+        f"{vocabulary.item_id(int(i))}:{'-' if a == NEGATIVE else '+'}"
+        for i, a in zip(items, actions, strict=True)
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -148,7 +148,7 @@ def join(uri: str, *parts: str) -> str:
     return "/".join(pieces)
 
 
-def _uri_for(uri: str, path: str) -> str:
+def uri_for(uri: str, path: str) -> str:
     """The URI of ``path`` in the filesystem ``uri`` resolved to, in ``uri``'s style."""
     return f"s3://{path}" if is_s3(uri) else path
 
@@ -338,7 +338,7 @@ def list_files(
             ]
     if suffix is not None:
         found = [p for p in found if p.endswith(suffix)]
-    return sorted(_uri_for(uri, p) for p in found)
+    return sorted(uri_for(uri, p) for p in found)
 
 
 def delete_tree(uri: str, options: StorageOptions | None = None) -> None:

@@ -89,21 +89,26 @@ def start_or_resume_run(
     Re-running a training run with the same name resumes it from its checkpoint, so it
     keeps logging into the same MLflow run instead of scattering epochs over several.
     """
-    mlflow_client = client(uri)
+    existing = find_run(uri, run_name, experiment)
+    if existing is not None:
+        return existing
+    all_tags = {RUN_NAME_TAG: run_name, **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
     exp_id = experiment_id(uri, experiment)
-    existing = mlflow_client.search_runs(
-        [exp_id],
+    run = client(uri).create_run(exp_id, run_name=run_name, tags=all_tags)
+    return run.info.run_id
+
+
+def find_run(uri: str, run_name: str, experiment: str = DEFAULT_EXPERIMENT) -> str | None:
+    """The id of the latest run called ``run_name``, or None."""
+    existing = client(uri).search_runs(
+        [experiment_id(uri, experiment)],
         filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    if existing:
-        return existing[0].info.run_id
-    all_tags = {RUN_NAME_TAG: run_name, **(tags or {})}
-    if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
-    run = mlflow_client.create_run(exp_id, run_name=run_name, tags=all_tags)
-    return run.info.run_id
+    return existing[0].info.run_id if existing else None
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -137,10 +142,10 @@ def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int) 
     from mlflow.entities import Metric
 
     stamp = int(time.time() * 1000)
-    batch = [Metric(_metric_name(k), float(v), stamp, step) for k, v in metrics.items()]
+    batch = [Metric(metric_name(k), float(v), stamp, step) for k, v in metrics.items()]
     client(uri).log_batch(run_id, metrics=batch)
 
 
-def _metric_name(key: str) -> str:
+def metric_name(key: str) -> str:
     """MLflow metric names may not contain '@'."""
     return key.replace("@", "_at_")

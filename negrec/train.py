@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from negrec import storage, tracking
 from negrec.config import NegrecConfig, load_config
 from negrec.distributed.resources import plan_workers
-from negrec.distributed.worker import NDCG_METRIC, WorkerSpec, metric_name, train_worker
+from negrec.distributed.worker import NDCG_METRIC, WorkerSpec, train_worker
 from negrec.errors import NegrecError
 from negrec.runtime import ensure_ray
 from negrec.storage import StorageOptions
+from negrec.tracking import metric_name
 
 
 class TrainJob(BaseModel):
@@ -175,7 +176,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
         raise
     if result.checkpoint is None:
         raise NegrecError(f"run {job.name} finished without a checkpoint; see the log above")
-    checkpoint_uri = storage._uri_for(job.storage, result.checkpoint.path)
+    checkpoint_uri = storage.uri_for(job.storage, result.checkpoint.path)
     client = tracking.client(uri)
     client.set_tag(run_id, "negrec.checkpoint_uri", checkpoint_uri)
     client.set_terminated(run_id, status="FINISHED")

@@ -114,5 +114,8 @@ def test_pipeline_job_submitted_with_a_working_dir_succeeds(
     assert manifest["rows_in"] == 20000
     saved = checkpoint.load(summary["checkpoint"])
     assert saved.state.epoch == 2
-    run = tracking.client(f"sqlite:///{database}").get_run(summary["mlflow_run_id"])
-    assert "test_ndcg_at_10" in run.data.metrics
+    client = tracking.client(f"sqlite:///{database}")
+    assert "test_ndcg_at_10" in client.get_run(summary["mlflow_run_id"]).data.metrics
+    champion = client.get_model_version_by_alias("negrec", "champion")
+    assert summary["promote"]["model_uri"] == f"models:/negrec/{champion.version}"
+    assert len(summary["sample"]["recommended"]) == 10

@@ -22,6 +22,7 @@ from negrec import checkpoint, tracking
 from negrec.batching import EvalBatch, TrainBatch
 from negrec.config import NegrecConfig
 from negrec.model.gsasrec import ActionAwareGSASRec
+from negrec.tracking import metric_name
 from negrec.training.loop import EpochReport, LoopHooks, TrainState, train, validate
 
 NDCG_METRIC = "val_ndcg@10"
@@ -47,11 +48,6 @@ def say(line: str) -> None:
     its logger as well as stdout, which shows every printed line twice on the driver."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-def metric_name(key: str) -> str:
-    """Ray/MLflow-safe metric names ('@' is not allowed in MLflow metric names)."""
-    return key.replace("@", "_at_")
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
