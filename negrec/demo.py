@@ -21,7 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir", default="negrec-demo", help="where data, runs and mlflow.db go"
     )
-    parser.add_argument("--workers", type=int, default=2, help="Ray Train workers")
+    parser.add_argument("--workers", type=int, default=2, help="Ray Train workers (no sweep)")
+    parser.add_argument(
+        "--preset",
+        default="demo",
+        help="tuning preset of the sweep (tuning/presets); 'none' trains once instead",
+    )
     parser.add_argument("--users", type=int, default=3_000)
     parser.add_argument("--items", type=int, default=1_000)
     parser.add_argument("--events", type=int, default=150_000)
@@ -69,6 +74,7 @@ def main(args: argparse.Namespace) -> int:
             items=args.items,
             num_events=args.events,
             workers=args.workers,
+            preset=None if args.preset == "none" else args.preset,
             tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
         )
     )

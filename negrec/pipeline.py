@@ -1,4 +1,4 @@
-"""The whole pipeline as one function: generate -> prepare -> train -> promote -> recommend.
+"""The whole pipeline as one function: events -> prepare -> train or tune -> promote -> recommend.
 
 ``negrec demo`` runs it locally with a work directory standing in for object storage;
 ``jobs/pipeline.py`` runs it on a cluster under ``ray job submit``. Each step is a
@@ -38,6 +38,9 @@ class PipelineConfig(BaseModel):
     num_events: int = Field(150_000, ge=1)
     seed: int = 0
     workers: int | None = Field(2, ge=1)
+    preset: str | None = Field(
+        None, description="Tuning preset: sweep coarse-then-fine instead of one training run"
+    )
     train_config: str | None = Field(None, description="YAML training config (default: demo)")
     overrides: list[str] = Field(default_factory=list)
     tracking_uri: str | None = None
@@ -54,7 +57,7 @@ def _timed(log: Step, title: str) -> Callable[[], float]:
 
 def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     """Run every step, skipping those whose committed output exists; returns a summary."""
-    from negrec import evaluate, generate, prepare, promote, recommend, registry, train
+    from negrec import evaluate, generate, prepare, promote, recommend, registry, train, tune
     from negrec.data.prepare_config import PrepareConfig
 
     summary: dict[str, Any] = {"root": config.root}
@@ -85,27 +88,41 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
         log(f"   {prepare.summary(manifest)}")
     summary["prepare_s"] = round(elapsed(), 1)
 
-    elapsed = _timed(log, f"train (Ray Train, {config.workers} workers)")
-    job = train.TrainJob(
-        data=prepared,
-        storage=storage.join(config.root, "runs"),
-        name=config.name,
-        workers=config.workers,
-        config=load_config(config.train_config or DEMO_CONFIG, config.overrides),
-        tracking_uri=config.tracking_uri,
-    )
-    trained = train.run(job)
-    summary.update(train_s=round(elapsed(), 1), checkpoint=trained["checkpoint"])
-    summary["mlflow_run_id"] = trained["mlflow_run_id"]
+    if config.preset:
+        elapsed = _timed(log, f"tune (Ray Tune, preset {config.preset})")
+        swept = tune.run(
+            tune.TuneJob(
+                data=prepared,
+                storage=storage.join(config.root, "sweeps"),
+                name=config.name,
+                preset=config.preset,
+                tracking_uri=config.tracking_uri,
+            )
+        )
+        best = swept["best_checkpoint"]
+        summary.update(tune_s=round(elapsed(), 1), sweep=swept["stages"])
+        summary["mlflow_run_id"] = swept["mlflow_run_id"]
+    else:
+        elapsed = _timed(log, f"train (Ray Train, {config.workers} workers)")
+        job = train.TrainJob(
+            data=prepared,
+            storage=storage.join(config.root, "runs"),
+            name=config.name,
+            workers=config.workers,
+            config=load_config(config.train_config or DEMO_CONFIG, config.overrides),
+            tracking_uri=config.tracking_uri,
+        )
+        trained = train.run(job)
+        best = trained["checkpoint"]
+        summary.update(train_s=round(elapsed(), 1), mlflow_run_id=trained["mlflow_run_id"])
+    summary["checkpoint"] = best
 
     elapsed = _timed(log, "evaluate on the test split")
-    summary["test"] = evaluate.run(trained["checkpoint"], prepared, "test", 10)
+    summary["test"] = evaluate.run(best, prepared, "test", 10)
     summary["evaluate_s"] = round(elapsed(), 1)
 
     elapsed = _timed(log, "promote to the MLflow registry")
-    promoted = promote.run(
-        checkpoint_uri=trained["checkpoint"], tracking_uri=config.tracking_uri, data_uri=prepared
-    )
+    promoted = promote.run(checkpoint_uri=best, tracking_uri=config.tracking_uri, data_uri=prepared)
     log(f"   {promoted['decision']}")
     summary["promote"] = promoted
     summary["promote_s"] = round(elapsed(), 1)
@@ -143,6 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", type=int, default=1_000)
     parser.add_argument("--num-events", type=int, default=150_000)
     parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
+    parser.add_argument("--preset", help="tune with this preset instead of one training run")
     parser.add_argument("--config", help="training YAML (default: configs/demo.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--tracking-uri", help="MLflow tracking URI")
@@ -160,6 +178,7 @@ def main(args: argparse.Namespace) -> int:
             items=args.items,
             num_events=args.num_events,
             workers=args.workers,
+            preset=args.preset,
             train_config=args.config,
             overrides=args.overrides,
             tracking_uri=args.tracking_uri,
