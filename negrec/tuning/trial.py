@@ -1,0 +1,85 @@
+"""One sweep trial: a Ray Tune function trainable that fits one ``TorchTrainer``.
+
+Why a function trainable (not ``Tuner(TorchTrainer)``, which Ray deprecated): the trial
+calls the train stage itself (``negrec.train.run``), so a trial is exactly a training
+run (same checkpoints, same MLflow logging) and ``TuneReportCallback`` forwards each
+epoch's report to Tune, where ASHA sees it. The trial's MLflow run is opened here first,
+as a child of the sweep's run with its stage tag; the train stage then finds it by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from negrec import tracking
+from negrec.config import NegrecConfig, build_config, unflatten
+
+Stage = Literal["coarse", "fine"]
+STAGE_TAG = "negrec.stage"
+TRIAL_TAG = "negrec.trial_id"
+
+
+class TrialSpec(BaseModel):
+    """What the trials of one stage share; plain data, because Tune ships it to them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sweep: str
+    stage: Stage
+    data: str
+    trials_uri: str
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    fixed: dict[str, Any]
+    epochs: int
+    workers: int
+    gpu: bool
+    cpus_per_worker: float
+
+    def run_name(self, trial_id: str) -> str:
+        """The trial's Ray Train run and MLflow run name (stable across a resume)."""
+        return f"{self.sweep}-{self.stage}-{trial_id}"
+
+    def config(self, sampled: Mapping[str, Any]) -> NegrecConfig:
+        values = {**self.fixed, **sampled, "train.max_epochs": self.epochs}
+        return build_config(unflatten(values), f"{self.stage} trial")
+
+
+def run_trial(config: dict[str, Any], spec: dict[str, Any], datasets: Mapping[int, Any]) -> None:
+    """Tune entry point; ``datasets`` maps ``max_len`` to the shared training data."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from negrec import train
+
+    trial = TrialSpec.model_validate(spec)
+    trial_id = tune.get_context().get_trial_id()
+    name = trial.run_name(trial_id)
+    job = train.TrainJob(
+        data=trial.data,
+        storage=trial.trials_uri,
+        name=name,
+        config=trial.config(config),
+        workers=trial.workers,
+        gpu=trial.gpu,
+        cpus_per_worker=trial.cpus_per_worker,
+        tracking_uri=trial.tracking_uri,
+        experiment=trial.experiment,
+        parent_run_id=trial.parent_run_id,
+    )
+    tracking.start_or_resume_run(
+        trial.tracking_uri,
+        name,
+        trial.experiment,
+        tags={STAGE_TAG: trial.stage, TRIAL_TAG: trial_id},
+        parent_run_id=trial.parent_run_id,
+    )
+    train.run(
+        job,
+        callbacks=[TuneReportCallback()],
+        train_data=datasets.get(job.config.model.max_len),
+    )
