@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="Ray Train workers (no sweep)")
     parser.add_argument(
         "--preset",
-        default="demo",
-        help="tuning preset of the sweep (tuning/presets); 'none' trains once instead",
+        default="none",
+        help="tuning preset for a coarse-then-fine sweep (e.g. 'demo', see tuning/presets); "
+        "'none' (default) trains once with configs/demo.yaml",
     )
     parser.add_argument("--users", type=int, default=3_000)
     parser.add_argument("--items", type=int, default=1_000)

@@ -134,10 +134,16 @@ def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
 
 
 def _train_worker_pids() -> list[int]:
+    """Train workers of *this* test session's Ray (descendants of its raylet), never
+    those of another Ray instance on the same machine."""
+    import ray
+
+    node = ray._private.worker._global_node
+    raylet = node.all_processes[ray._private.ray_constants.PROCESS_TYPE_RAYLET][0].process
     return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if any("RayTrainWorker" in part for part in (p.info["cmdline"] or []))
+        child.pid
+        for child in psutil.Process(raylet.pid).children(recursive=True)
+        if any("RayTrainWorker" in part for part in child.cmdline())
     ]
 
 
