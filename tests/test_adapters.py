@@ -171,7 +171,7 @@ def test_synthetic_output_reads_back_with_its_mapping(tmp_path):
 
 
 def test_gzipped_file_reads_like_the_plain_one(tmp_path):
-    source = FIXTURES / "movielens" / "ratings.dat"
+    source = FIXTURES / "movielens" / "ratings-sample.dat"
     with open(source, "rb") as plain, gzip.open(tmp_path / "ratings.dat.gz", "wb") as packed:
         shutil.copyfileobj(plain, packed)
     assert (
@@ -323,7 +323,7 @@ def test_unknown_event_names_value_row_and_mapping_file(tmp_path):
 def test_rating_outside_every_rule_is_an_error(tmp_path):
     actions = _write(tmp_path / "likes.yaml", "ratings: [{min: 4, action: positive}]\n")
     with pytest.raises(
-        NegrecError, match=r"ratings\.dat, row 2: rating '2' matches no rule.*likes\.yaml"
+        NegrecError, match=r"ratings-sample\.dat, row 2: rating '2' matches no rule.*likes\.yaml"
     ):
         _load(FIXTURES / "movielens", "movielens", actions)
 
