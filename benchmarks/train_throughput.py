@@ -119,13 +119,11 @@ def main() -> int:
     ratio = rows[1]["seq_per_s"] / rows[0]["seq_per_s"]
     lines += [
         "",
-        f"2 workers / 1 worker: {ratio:.2f}x. On this 2-core machine both configurations",
-        "share the same two cores (one worker uses both through intra-op threads; two",
-        "workers use one each and add a gloo all-reduce per step), so this table shows",
-        "that DDP runs correctly and what it costs, not how it scales: scaling needs",
-        "workers on separate cores, GPUs or nodes. No GPU was available for this run"
-        if not torch.cuda.is_available()
-        else "workers on separate cores, GPUs or nodes.",
+        f"2 workers / 1 worker: {ratio:.2f}x. Each CPU worker holds one Ray CPU, and Ray",
+        "limits a worker's torch threads to its CPU count, so 1 worker computes on one",
+        "core and 2 workers on both cores of this machine, plus a gloo all-reduce per step.",
+        "The ratio is therefore core scaling on one machine, not multi-node scaling.",
+        "No GPU was available for this run." if not torch.cuda.is_available() else "",
     ]
     update_section(BENCHMARKS_MD, "train_throughput", "\n".join(lines))
     print("\n".join(lines))
