@@ -143,15 +143,24 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+def describe_validation_error(error: ValidationError, title: str, unknown_hint: str) -> str:
+    """One line per wrong key: the dotted key, what is wrong, and what was given."""
+    lines = [title]
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "<root>"
         if item["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key; check the spelling against docs/configuration.md")
+            lines.append(f"  {key}: unknown key{unknown_hint}")
         else:
             lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    return describe_validation_error(
+        error,
+        f"invalid configuration ({source}):",
+        "; check the spelling against docs/configuration.md",
+    )
 
 
 Schema = TypeVar("Schema", bound=BaseModel)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -249,34 +249,34 @@ def _missing(uri: str, options: StorageOptions | None) -> NegrecError:
     return NegrecError(f"{uri} does not exist; check the URI")
 
 
+def _open_file(
+    uri: str,
+    options: StorageOptions | None,
+    opener: Callable[[pafs.FileSystem, str], pa.NativeFile],
+) -> pa.NativeFile:
+    """Open ``uri`` with ``opener`` once it is known to be a file (else a clear error)."""
+    fs, path = resolve(uri, options)
+    with translate_errors(uri, "read", options):
+        info = fs.get_file_info(path)
+        if info.type != pafs.FileType.File:
+            raise (
+                _missing(uri, options)
+                if info.type == pafs.FileType.NotFound
+                else NegrecError(f"{uri} is a directory, not a file")
+            )
+        return opener(fs, path)
+
+
 def open_input_stream(
     uri: str, options: StorageOptions | None = None, compression: str | None = "detect"
 ) -> pa.NativeFile:
     """A sequential reader; ``.gz``/``.bz2``/``.zst`` files are decompressed on the fly."""
-    fs, path = resolve(uri, options)
-    with translate_errors(uri, "read", options):
-        info = fs.get_file_info(path)
-        if info.type != pafs.FileType.File:
-            raise (
-                _missing(uri, options)
-                if info.type == pafs.FileType.NotFound
-                else NegrecError(f"{uri} is a directory, not a file")
-            )
-        return fs.open_input_stream(path, compression=compression)
+    return _open_file(uri, options, lambda fs, path: fs.open_input_stream(path, compression))
 
 
 def open_input_file(uri: str, options: StorageOptions | None = None) -> pa.NativeFile:
     """A random-access reader (Parquet needs one to read its footer)."""
-    fs, path = resolve(uri, options)
-    with translate_errors(uri, "read", options):
-        info = fs.get_file_info(path)
-        if info.type != pafs.FileType.File:
-            raise (
-                _missing(uri, options)
-                if info.type == pafs.FileType.NotFound
-                else NegrecError(f"{uri} is a directory, not a file")
-            )
-        return fs.open_input_file(path)
+    return _open_file(uri, options, lambda fs, path: fs.open_input_file(path))
 
 
 def open_output_stream(uri: str, options: StorageOptions | None = None) -> pa.NativeFile:

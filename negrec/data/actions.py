@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from negrec.config import ConfigError
+from negrec.config import ConfigError, describe_validation_error
 
 Action = Literal["positive", "negative", "ignore"]
 ACTION_CODES: dict[str, int] = {"positive": 0, "negative": 1}  # "ignore" rows are dropped
@@ -143,14 +143,11 @@ def _overlay(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"invalid action mapping ({source}):"]
-    for item in error.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "<root>"
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (known: {', '.join(ActionMapping.model_fields)})")
-        else:
-            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
-    return "\n".join(lines)
+    return describe_validation_error(
+        error,
+        f"invalid action mapping ({source}):",
+        f" (known: {', '.join(ActionMapping.model_fields)})",
+    )
 
 
 def build_mapping(values: dict[str, Any], source: str = "<inline mapping>") -> ActionMapping:
