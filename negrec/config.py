@@ -75,6 +75,9 @@ class TrainConfig(_Strict):
         None, ge=1, description="Cap on optimiser steps per epoch; null = one pass."
     )
     patience: int = Field(5, ge=1, description="Epochs without NDCG@10 gain before stopping.")
+    time_budget_minutes: float | None = Field(
+        None, gt=0.0, description="Stop after the epoch that uses up this wall time; null = off."
+    )
     seed: int = 42
     eval_k: int = Field(10, ge=1)
 

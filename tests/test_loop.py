@@ -88,6 +88,20 @@ def test_early_stopping_after_patience_epochs_without_gain() -> None:
     assert result.state.best_epoch == 1
 
 
+def test_time_budget_stops_after_the_epoch_that_uses_it_up() -> None:
+    recorder = Recorder()
+    # A budget far below one epoch's time: the first epoch runs whole, then the loop stops
+    # (learning still improves, so patience cannot be what stopped it).
+    config = _config(time_budget_minutes=1e-6, max_epochs=10, patience=10)
+    _, result, _ = _fit(config, hooks=recorder)
+    assert [r.epoch for r in recorder.reports] == [1]
+    assert recorder.reports[0].stop
+    assert result.state.epoch == 1
+    unlimited = Recorder()
+    _fit(_config(max_epochs=2), hooks=unlimited)
+    assert [r.epoch for r in unlimited.reports] == [1, 2]
+
+
 def test_same_seed_same_weights_different_seed_different_weights() -> None:
     config = _config(max_epochs=2)
     a, _, _ = _fit(config)

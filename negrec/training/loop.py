@@ -190,6 +190,11 @@ def validate(
     return EvaluationSums.with_vector(sums, reduced).metrics()
 
 
+def _out_of_time(started: float, config: TrainConfig) -> bool:
+    budget = config.time_budget_minutes
+    return budget is not None and time.perf_counter() - started >= 60.0 * budget
+
+
 def train(
     model: torch.nn.Module,
     train_batches: TrainBatches,
@@ -235,7 +240,9 @@ def train(
         state.optimizer_state = optimizer.state_dict()
         state.rng_state = torch.get_rng_state()
         state.history.append({"epoch": epoch, "loss": stats.loss, **val})
-        stop = state.epochs_without_gain >= config.train.patience
+        stop = state.epochs_without_gain >= config.train.patience or _out_of_time(
+            started, config.train
+        )
         per_epoch = (time.perf_counter() - started) / (epoch - first_epoch + 1)
         report = EpochReport(
             epoch=epoch,
