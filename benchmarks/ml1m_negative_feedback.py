@@ -107,9 +107,9 @@ def table(
         "`python benchmarks/ml1m_negative_feedback.py --data ../shared/data/ml1m"
         f" --budget-minutes {budget:g} --seeds {' '.join(map(str, seeds))}` - raw ratings of"
         " users 1-2,999 prepared by `negrec prepare` (ratings <= 2 negative, >= 4 positive, 3"
-        " dropped; leave-one-out; validation users: at most 512 and 10%); `benchmarks/ml1m.yaml` (d=128, 2 blocks,"
-        " dropout 0.5, length 200, Adam lr 1e-3, batch 128) with SASRec's loss (BCE, one negative"
-        " per position) instead of gBCE (see the script's docstring);"
+        " dropped; leave-one-out; validation users: at most 512 and 10%); `benchmarks/ml1m.yaml`"
+        " (d=128, 2 blocks, dropout 0.5, length 200, Adam lr 1e-3, batch 128) with SASRec's"
+        " loss (BCE, one negative per position) instead of gBCE (see the script's docstring);"
         f" not-to-recommend weight {NTR_WEIGHT} in (c); each run"
         f" stopped by early stopping or its {budget:g}-minute budget; best validation weights.",
         "",
