@@ -42,7 +42,7 @@ BASE_CONFIG = HERE / "ml1m.yaml"
 VARIANTS = [
     Variant(
         "SASRec (BCE, 1 negative)",
-        ["objective.loss=bce", "objective.negatives=1", "objective.sampling=per_position"],
+        ["objective.loss=bce", "objective.negatives=1"],
     ),
     Variant("gSASRec (gBCE, 256 negatives, t=0.75)", []),
     Variant("action-aware gSASRec", ["model.num_actions=2"]),
@@ -66,7 +66,7 @@ def table(
         f" --seeds {' '.join(map(str, seeds))}` - recipe `benchmarks/ml1m.yaml`"
         " (d=128, 2 blocks, 1 head,"
         " dropout 0.5, length 200, Adam lr 1e-3, batch 128; gBCE 256 uniform negatives"
-        " shared per sequence, t=0.75), in process, length-bucketed batches, each run stopped"
+        " drawn per position, t=0.75), in process, length-bucketed batches, each run stopped"
         f" by early stopping (patience 200 passes) or its {budget:g}-minute budget; best"
         " validation weights (512 validation users) tested with full-catalogue ranking,"
         " input items excluded.",

@@ -7,6 +7,7 @@ import torch
 
 from negrec.config import ModelConfig
 from negrec.model import ActionAwareGSASRec, last_position_scores, top_k
+from negrec.model.scoring import score_per_position
 
 NUM_ITEMS = 50
 
@@ -131,3 +132,17 @@ def test_top_k_rejects_impossible_k() -> None:
     items, actions = batch()
     with pytest.raises(ValueError, match="k must lie"):
         top_k(make_model(), items, actions, k=NUM_ITEMS + 1)
+
+
+@pytest.mark.parametrize("candidates", [4, 1], ids=["dense-logits", "gather"])
+def test_per_position_scores_and_gradients_match_explicit_dot_products(candidates) -> None:
+    # 51 ids <= 16 x 4 takes the full-catalogue path; 51 > 16 x 1 takes the gather.
+    model = make_model()
+    hidden = torch.randn(2, 5, model.config.dim, requires_grad=True)
+    items = torch.randint(1, NUM_ITEMS + 1, (2, 5, candidates))
+    got = score_per_position(model, hidden, items)
+    want = (hidden.unsqueeze(2) * model.output_weights[items]).sum(-1)
+    torch.testing.assert_close(got, want)
+    (grad_got,) = torch.autograd.grad(got.square().sum(), hidden)
+    (grad_want,) = torch.autograd.grad(want.square().sum(), hidden)
+    torch.testing.assert_close(grad_got, grad_want)
