@@ -26,12 +26,9 @@ docs/ml1m_negative_feedback_curves.png and docs/ml1m_responsiveness.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ml1m_data import positives_only, raw_ratings_split
@@ -42,8 +39,9 @@ from ml1m_runs import (
     mean_spread,
     metric,
     most_popular,
+    parse_arguments,
     plot_curves,
-    run_variant,
+    run_chosen,
 )
 from report import machine, update_section
 
@@ -166,26 +164,9 @@ def plot_responsiveness(results: dict[str, list[RunResult]], path: Path) -> None
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the shared ml1m folder")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/negrec-bench/ml1m-negative"))
-    parser.add_argument("--budget-minutes", type=float, default=90.0, help="per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--only", choices=[v.name for v in VARIANTS], help="train one variant")
-    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_arguments(__doc__.splitlines()[0], VARIANTS, "/tmp/negrec-bench/ml1m-negative")
     split = raw_ratings_split(args.data, args.workdir)
-    chosen = [v for v in VARIANTS if args.only in (None, v.name)]
-    results = {
-        v.name: [
-            run_variant(split, v, BASE_CONFIG, s, args.budget_minutes, args.workdir)
-            for s in args.seeds
-        ]
-        for v in chosen
-    }
+    results = run_chosen(split, VARIANTS, BASE_CONFIG, args)
     if args.only is None:
         markdown = table(results, most_popular(split), args.budget_minutes, args.seeds)
         update_section(DOCS / "results.md", "ml1m_negative_feedback", markdown)

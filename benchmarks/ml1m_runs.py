@@ -9,6 +9,7 @@ parallel processes with ``--only``) without training again.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -207,3 +208,33 @@ def metric(results: list[RunResult], test: str, key: str) -> list[float]:
 
 def as_json(results: dict[str, list[RunResult]]) -> dict[str, Any]:
     return {name: [asdict(r) for r in runs] for name, runs in results.items()}
+
+
+def parse_arguments(description: str, variants: list[Variant], workdir: str) -> argparse.Namespace:
+    """The command line both ML-1M benchmarks share; applies ``--threads`` at once."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=Path, required=True, help="the shared ml1m folder")
+    parser.add_argument("--workdir", type=Path, default=Path(workdir))
+    parser.add_argument("--budget-minutes", type=float, default=90.0, help="per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only", choices=[v.name for v in variants], help="train one variant")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def run_chosen(
+    split: BenchmarkSplit, variants: list[Variant], base_config: Path, args: argparse.Namespace
+) -> dict[str, list[RunResult]]:
+    """Every seed of the variants ``--only`` selects (all of them without it)."""
+    return {
+        v.name: [
+            run_variant(split, v, base_config, s, args.budget_minutes, args.workdir)
+            for s in args.seeds
+        ]
+        for v in variants
+        if args.only in (None, v.name)
+    }
