@@ -264,8 +264,12 @@ def test_mlflow_holds_the_sweep_run_with_one_child_run_per_trial(sweep: SimpleNa
             m.step for m in client.get_metric_history(run.info.run_id, "val_ndcg_at_10")
         )
         epochs = [epoch for epoch, _ in trial.history]
-        # ASHA may kill a trial between its report to Tune and its MLflow log of that epoch.
-        assert logged == epochs if trial.stop_reason == "completed" else set(logged) <= set(epochs)
+        seen = f"{trial.run_name} ({trial.stop_reason}): MLflow {logged}, Tune {epochs}"
+        # Every epoch Tune saw was logged first, even across the SIGKILL and resume. A
+        # trial ASHA stops may log one more epoch before the stop reaches it.
+        assert set(epochs) <= set(logged), seen
+        if trial.stop_reason == "completed":
+            assert logged == epochs, seen
 
 
 def test_rerunning_a_finished_sweep_reads_its_summaries(sweep: SimpleNamespace) -> None:

@@ -115,6 +115,19 @@ class RayTrainHooks(LoopHooks):
         if self.rank != 0:
             ray.train.report(metrics, checkpoint=None)
             return
+        say(report.line(self.spec.config.train.max_epochs))
+        # MLflow first, then the report: a report is what Tune keeps (and what a restore
+        # resumes after), so an epoch Tune saw is always in MLflow even if the process is
+        # killed right after it. An epoch logged but never reported is trained again on
+        # resume and, being in ``self.logged``, not logged twice.
+        if report.epoch not in self.logged:
+            tracking.log_metrics(
+                self.spec.tracking_uri,
+                self.spec.mlflow_run_id,
+                {k: v for k, v in metrics.items() if k not in ("epoch", "step")},
+                step=report.epoch,
+            )
+            self.logged.add(report.epoch)
         saved = checkpoint.Checkpoint(
             config=self.spec.config,
             num_items=self.num_items,
@@ -126,15 +139,6 @@ class RayTrainHooks(LoopHooks):
         with tempfile.TemporaryDirectory(prefix="negrec-ckpt-") as directory:
             checkpoint.save(saved, directory)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
-        say(report.line(self.spec.config.train.max_epochs))
-        if report.epoch not in self.logged:  # a retried epoch is never logged twice
-            tracking.log_metrics(
-                self.spec.tracking_uri,
-                self.spec.mlflow_run_id,
-                {k: v for k, v in metrics.items() if k not in ("epoch", "step")},
-                step=report.epoch,
-            )
-            self.logged.add(report.epoch)
 
 
 def _train_batches(shard: Any, spec: WorkerSpec, seed: int) -> Any:
