@@ -30,9 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         default="demo",
-        help="tuning preset of the coarse-then-fine sweep (default: 'demo', 3 coarse and "
-        "2 fine trials with 2 workers each; see tuning/presets); 'none' trains once with "
-        "configs/demo.yaml instead",
+        help="tuning preset of the coarse-then-fine sweep (default: 'demo', see "
+        "tuning/presets/demo.yaml); 'none' trains once with configs/demo.yaml instead",
     )
     parser.add_argument("--users", type=int, default=3_000, help="users to generate")
     parser.add_argument("--items", type=int, default=1_000, help="items to generate")

@@ -59,7 +59,14 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     """Run every step, skipping those whose committed output exists; returns a summary."""
     from negrec import evaluate, generate, prepare, promote, recommend, registry, train, tune
     from negrec.data.prepare_config import PrepareConfig
+    from negrec.tuning.preset import load_plan
 
+    # A bad preset or training config fails here, before minutes of generate and prepare.
+    if config.preset:
+        load_plan(config.preset)
+        train_config = None
+    else:
+        train_config = load_config(config.train_config or DEMO_CONFIG, config.overrides)
     summary: dict[str, Any] = {"root": config.root}
     events = config.events
     if events is None:
@@ -109,7 +116,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
             storage=storage.join(config.root, "runs"),
             name=config.name,
             workers=config.workers,
-            config=load_config(config.train_config or DEMO_CONFIG, config.overrides),
+            config=train_config,
             tracking_uri=config.tracking_uri,
         )
         trained = train.run(job)

@@ -116,10 +116,11 @@ class RayTrainHooks(LoopHooks):
             ray.train.report(metrics, checkpoint=None)
             return
         say(report.line(self.spec.config.train.max_epochs))
-        # MLflow first, then the report: a report is what Tune keeps (and what a restore
-        # resumes after), so an epoch Tune saw is always in MLflow even if the process is
-        # killed right after it. An epoch logged but never reported is trained again on
-        # resume and, being in ``self.logged``, not logged twice.
+        # MLflow first, then checkpoint and report: a resume starts after the last
+        # checkpoint and Tune keeps what was reported, so neither ever holds an epoch
+        # that MLflow lacks, whenever the process is killed. An epoch logged but not
+        # checkpointed is trained again on resume and, being in ``self.logged``, not
+        # logged twice.
         if report.epoch not in self.logged:
             tracking.log_metrics(
                 self.spec.tracking_uri,
