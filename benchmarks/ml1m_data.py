@@ -180,6 +180,44 @@ def gsasrec_split(data: Path) -> BenchmarkSplit:
     )
 
 
+def write_gsasrec_sasrec_files(data: Path, folder: Path) -> Path:
+    """The gSASRec split as SASRec ``user item`` files for ``negrec prepare --format sasrec``.
+
+    ``train.txt``: every user's ``train_input`` line. ``val.txt``: each validation user's
+    ``val_input`` followed by its ``val_output``. ``test.txt``: the 5,062 users whose
+    whole sequence is known, input ``items[:-1]`` followed by the ``test_output`` item.
+    Nothing is re-split: these are the port's own rows, checked against its counts.
+    """
+    split = gsasrec_split(data)
+    users_of = {tuple(row.tolist()): user for user, row in enumerate(split.train.items, 1)}
+    validation_users = [users_of[tuple(row[:-1].tolist())] for row in split.val.items]
+    full = {}
+    for line in _lines(data / "sas_sequences_5062users.txt.gz"):
+        user, _ = line.split()
+        full.setdefault(int(user), None)
+    complete = split.tests["complete"]
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, users: list[int], rows: list[np.ndarray]) -> None:
+        with open(folder / name, "w") as handle:
+            for user, row in zip(users, rows, strict=True):
+                handle.writelines(f"{user} {item}\n" for item in row.tolist())
+
+    write("train.txt", list(range(1, GSASREC_USERS + 1)), split.train.items)
+    assert split.val.targets is not None and complete.targets is not None
+    write(
+        "val.txt",
+        validation_users,
+        [np.append(r, t) for r, t in zip(split.val.items, split.val.targets, strict=True)],
+    )
+    write(
+        "test.txt",
+        sorted(full),
+        [np.append(r, t) for r, t in zip(complete.items, complete.targets, strict=True)],
+    )
+    return folder
+
+
 def _genre_matrix(movies: Path, vocabulary: pa.Table, num_items: int) -> torch.Tensor:
     """(num_items + 1, genres) membership from ``movies.dat`` (MovieID::Title::Genres)."""
     genres_of: dict[int, list[str]] = {}

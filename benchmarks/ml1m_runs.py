@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from ml1m_data import BenchmarkSplit, Sequences
+from product_runs import QUALITY_BAR
 
 from negrec.batching import eval_arrays
 from negrec.config import NegrecConfig, load_config
@@ -26,9 +27,6 @@ from negrec.evaluation import evaluate, model_scorer, popularity_scorer, respons
 from negrec.model import ActionAwareGSASRec
 from negrec.model.scoring import top_k
 from negrec.training import EpochReport, LoopHooks, TrainState, train
-
-QUALITY_BAR = 0.16
-"""Validation NDCG@10 whose first crossing is reported as time-to-quality."""
 
 
 @dataclass(frozen=True)

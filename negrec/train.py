@@ -74,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="run name (same name = resume)")
     parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
     parser.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker")
+    parser.add_argument(
+        "--cpus-per-worker",
+        type=float,
+        help="CPUs (and so torch threads) per worker (default: planned so Ray Data keeps one)",
+    )
     parser.add_argument("--config", help="YAML file overriding the defaults")
     parser.add_argument(
         "--set",
@@ -98,6 +103,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
         config=load_config(args.config, args.overrides),
         workers=args.workers,
         gpu=args.gpu,
+        cpus_per_worker=args.cpus_per_worker,
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
         keep_checkpoints=args.keep_checkpoints,

@@ -162,7 +162,9 @@ def test_shared_and_per_position_sampling_have_the_same_expected_loss() -> None:
     batch = _batch()
     losses: dict[str, list[float]] = {"shared": [], "per_position": []}
     for mode in losses:
-        config = ObjectiveConfig(negatives=8, sampling=mode, rejected_as_negatives=False)
+        config = ObjectiveConfig(
+            loss="gbce", negatives=8, sampling=mode, rejected_as_negatives=False
+        )
         generator = torch.Generator().manual_seed(123)
         with torch.no_grad():
             for _ in range(400):
@@ -184,8 +186,8 @@ def test_uniform_negatives_cover_the_catalogue_and_skip_padding() -> None:
 def test_rejected_items_as_hard_negatives_raise_the_loss_when_they_score_high() -> None:
     model = _model()
     batch = _batch()
-    plain = ObjectiveConfig(negatives=4, rejected_as_negatives=False)
-    hard = ObjectiveConfig(negatives=4, rejected_as_negatives=True)
+    plain = ObjectiveConfig(loss="gbce", negatives=4, rejected_as_negatives=False)
+    hard = ObjectiveConfig(loss="gbce", negatives=4, rejected_as_negatives=True)
     with torch.no_grad():
         a = training_loss(model, batch, plain, torch.Generator().manual_seed(5)).total
         b = training_loss(model, batch, hard, torch.Generator().manual_seed(5)).total

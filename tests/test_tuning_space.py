@@ -92,14 +92,15 @@ def test_builtin_presets_load(name: str) -> None:
     assert not set(plan.preset.fixed) & set(plan.coarse.keys())
 
 
-def test_tiny_preset_is_small_and_uses_softmax() -> None:
+def test_tiny_preset_is_small_and_uses_cross_entropy() -> None:
     plan = load_plan("tiny")
     config = build_config(unflatten(plan.preset.fixed))
-    assert config.objective.loss == "softmax"
+    assert config.objective.loss == "ce"
     assert config.model.dim <= 32 and config.model.blocks == 1
     assert plan.preset.coarse.trials >= 6 and plan.preset.fine.trials >= 3
     assert max(plan.preset.coarse.epochs, plan.preset.fine.epochs) <= 4
-    assert "objective.gbce_t" not in plan.coarse  # softmax ignores it
+    assert "objective.gbce_t" not in plan.coarse  # ce ignores it
+    assert "objective.negatives" not in plan.coarse  # and samples no negatives
 
 
 PRESET = """

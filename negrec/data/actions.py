@@ -37,7 +37,17 @@ from negrec.config import ConfigError, describe_validation_error
 
 Action = Literal["positive", "negative", "ignore"]
 ACTION_CODES: dict[str, int] = {"positive": 0, "negative": 1}  # "ignore" rows are dropped
-FORMATS = ("movielens", "movielens-csv", "retailrocket", "yoochoose", "table", "synthetic")
+FORMATS = (
+    "movielens",
+    "movielens-csv",
+    "retailrocket",
+    "yoochoose",
+    "table",
+    "synthetic",
+    "sasrec",
+)
+PRESPLIT_FORMATS = ("sasrec",)
+"""Formats that carry their own split and no actions (``negrec.data.presplit``)."""
 
 
 class _Strict(BaseModel):

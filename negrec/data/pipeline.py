@@ -29,11 +29,12 @@ import numpy as np
 
 from negrec import storage
 from negrec.data import splits
-from negrec.data.actions import load_mapping
+from negrec.data.actions import PRESPLIT_FORMATS, load_mapping
 from negrec.data.adapters import SourceSpec, discover
 from negrec.data.manifest import FORMAT_VERSION, MANIFEST, library_versions, write_manifest
 from negrec.data.partition import FileStats, partition_file, read_partition
 from negrec.data.prepare_config import PrepareConfig
+from negrec.data.presplit import prepare_presplit
 from negrec.data.ray_tasks import run_tasks
 from negrec.data.split_tasks import (
     CLUSTERS,
@@ -171,6 +172,13 @@ def _manifest(
 def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None) -> dict[str, Any]:
     """Run the whole pipeline and commit ``config.out``; returns the manifest."""
     options = storage.StorageOptions.from_env() if options is None else options
+    if config.format in PRESPLIT_FORMATS:
+        if config.actions is not None:
+            raise NegrecError(
+                f"--format {config.format} has no events to map: drop --actions (every "
+                "interaction is positive)"
+            )
+        return prepare_presplit(config, options)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 

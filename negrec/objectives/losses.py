@@ -89,6 +89,26 @@ def sampled_softmax_loss(
     return _masked_mean(normaliser - pos, valid)
 
 
+def sampled_not_to_recommend_loss(
+    pos: torch.Tensor, neg: torch.Tensor, rejected: torch.Tensor, has_target: torch.Tensor
+) -> torch.Tensor:
+    """Mean ``-log(1 - p(r))`` over positions with a rejected item ``r``, where ``p`` is
+    the sampled softmax that ranks the target: candidates are the target (where there is
+    one), the k negatives and ``r`` itself.
+
+    With ``Z`` the normaliser of the candidates other than ``r``,
+    ``1 - p(r) = Z / (Z + e^s_r)``, so the term is ``softplus(s_r - log Z)``: stable for
+    any logits, its gradient bounded by 1 and vanishing as ``s_r`` falls below ``log Z``.
+    A uniform negative that happens to be ``r`` stays in ``Z`` (probability k / |I| per
+    draw), as it stays among the ranking loss's negatives.
+    """
+    if rejected.numel() == 0:
+        return rejected.new_zeros(())
+    others = torch.logsumexp(neg, dim=-1)
+    others = torch.where(has_target, torch.logaddexp(others, pos), others)
+    return F.softplus(rejected - others).mean()
+
+
 def not_to_recommend_loss(rejected_scores: torch.Tensor) -> torch.Tensor:
     """Mean softplus(s) = -log(1 - sigmoid(s)) over rejected items' scores.
 

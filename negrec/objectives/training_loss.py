@@ -16,11 +16,13 @@ from negrec.batching import TrainBatch
 from negrec.config import ObjectiveConfig
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.model.scoring import score_items, score_per_position, score_shared
+from negrec.objectives.catalogue_softmax import catalogue_softmax_loss
 from negrec.objectives.losses import (
     bce_loss,
     gbce_beta,
     gbce_loss,
     not_to_recommend_loss,
+    sampled_not_to_recommend_loss,
     sampled_softmax_loss,
 )
 from negrec.objectives.sampling import uniform_negatives
@@ -77,6 +79,23 @@ def ranking_loss(
     return sampled_softmax_loss(pos, neg, hard, valid)
 
 
+def _catalogue_loss(
+    model: ActionAwareGSASRec, hidden: torch.Tensor, batch: TrainBatch, config: ObjectiveConfig
+) -> LossValue:
+    """``ce``: softmax over every item at every position with a target or rejected item."""
+    rows = (batch.targets > 0) | (batch.rejected > 0)
+    loss = catalogue_softmax_loss(
+        hidden[rows],
+        model.output_weights,
+        batch.targets[rows],
+        batch.rejected[rows],
+        config.not_to_recommend_weight,
+        config.logits_chunk_mib,
+    )
+    positions = int((batch.targets > 0).sum())
+    return LossValue(loss.total, loss.cross_entropy, loss.not_to_recommend, positions)
+
+
 def training_loss(
     model: ActionAwareGSASRec,
     batch: TrainBatch,
@@ -88,6 +107,9 @@ def training_loss(
 
     ``encode`` is the callable that runs the forward pass (the DDP wrapper of ``model``
     in distributed training, so gradients are synchronised); scoring uses ``model``.
+    The not-to-recommend term takes the form of the ranking loss: the softmax's own
+    ``-log(1 - p(rejected))`` for ``ce`` and ``softmax``, ``softplus(score)`` for the
+    binary losses.
     """
     hidden = (encode or model)(batch.items, batch.actions)
     has_target = batch.targets > 0
@@ -95,6 +117,8 @@ def training_loss(
     positions = int(has_target.sum())
     if positions == 0:
         return LossValue(hidden.sum() * 0.0, 0.0, 0.0, 0)
+    if config.loss == "ce":
+        return _catalogue_loss(model, hidden, batch, config)
 
     pos = score_items(model, hidden, batch.targets)
     neg = _negative_scores(model, hidden, batch.targets, config, generator)
@@ -106,6 +130,14 @@ def training_loss(
 
     ntr = ranking.new_zeros(())
     if config.not_to_recommend_weight > 0 and bool(has_rejected.any()):
-        ntr = not_to_recommend_loss(rejected[has_rejected])
+        if config.loss == "softmax":
+            ntr = sampled_not_to_recommend_loss(
+                pos[has_rejected],
+                neg[has_rejected],
+                rejected[has_rejected],
+                has_target[has_rejected],
+            )
+        else:
+            ntr = not_to_recommend_loss(rejected[has_rejected])
     total = ranking + config.not_to_recommend_weight * ntr
     return LossValue(total, float(ranking.detach()), float(ntr.detach()), positions)

@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 
-from negrec.batching import EvalBatch, TrainBatch
+from negrec.batching import EvalBatch, TrainBatch, length_bucketed
 from negrec.config import NegrecConfig, TrainConfig
 from negrec.evaluation.evaluate import EvaluationSums, evaluate, model_scorer
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.objectives.training_loss import training_loss
+from negrec.training.precision import autocast_for
 
 TrainBatches = Callable[[int], Iterable[TrainBatch]]
 """epoch (1-based) -> that epoch's training batches (shuffled by the data side)."""
@@ -143,9 +144,9 @@ def _train_epoch(
     model.train()
     loss_sum = ntr_sum = waited = 0.0
     steps = samples = 0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    generator = torch.Generator().manual_seed(config.train.seed * 1_000_003 + state.epoch + 1)
     start = time.perf_counter()
-    iterator = iter(batches)
+    iterator = iter(length_bucketed(batches, config.train.length_buckets, generator))
     while config.train.steps_per_epoch is None or steps < config.train.steps_per_epoch:
         fetch = time.perf_counter()
         batch = next(iterator, None)
@@ -153,7 +154,7 @@ def _train_epoch(
             break
         batch = batch.to(device)
         waited += time.perf_counter() - fetch
-        with autocast:
+        with autocast_for(config.train, device):
             loss = training_loss(core, batch, config.objective, encode=model)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
@@ -239,7 +240,11 @@ def train(
         state.epoch = epoch
         state.optimizer_state = optimizer.state_dict()
         state.rng_state = torch.get_rng_state()
-        state.history.append({"epoch": epoch, "loss": stats.loss, **val})
+        elapsed = state.history[-1]["minutes"] if state.history else 0.0
+        elapsed += (time.perf_counter() - epoch_start) / 60.0
+        state.history.append(
+            {"epoch": epoch, "step": state.step, "minutes": elapsed, "loss": stats.loss, **val}
+        )
         stop = state.epochs_without_gain >= config.train.patience or _out_of_time(
             started, config.train
         )

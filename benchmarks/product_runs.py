@@ -1,0 +1,188 @@
+"""Benchmark runs made by the product itself: `negrec train` and `negrec evaluate`.
+
+Why subprocesses of the real command line: a figure in docs/ must come from the stages a
+user runs (Ray Train worker, the one training loop, the product's evaluation), not from
+a loop written for the benchmark. Each run is kept as a JSON file (committed under
+``benchmarks/results/``), keyed by its name and seed, so a table can be rebuilt - and
+long runs spread over several sessions - without training again. While a run trains,
+the resident memory of its Ray Train worker processes is sampled, and the peak kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from negrec import checkpoint
+
+NEGREC = str(Path(sys.executable).parent / "negrec")
+QUALITY_BAR = 0.16
+"""Validation NDCG@10 whose first crossing is reported as time-to-quality."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named training configuration: a recipe file plus ``--set`` overrides."""
+
+    name: str
+    config: Path
+    overrides: list[str] = field(default_factory=list)
+    workers: int = 1
+    cpus_per_worker: float = 2.0
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+
+@dataclass
+class RunResult:
+    name: str
+    seed: int
+    workers: int
+    command: str
+    processor: str
+    steps: int = 0
+    epochs: int = 0
+    minutes: float = 0.0
+    best_epoch: int = 0
+    steps_to_quality: int | None = None
+    minutes_to_quality: float | None = None
+    peak_worker_rss_mib: float = 0.0
+    curve: list[dict[str, float]] = field(default_factory=list)
+    test: dict[str, Any] = field(default_factory=dict)
+
+
+def processor() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+class WorkerMemory:
+    """Peak resident memory of the Train worker processes under one process tree."""
+
+    def __init__(self, root: int, every_s: float = 1.0) -> None:
+        self.root, self.every_s = root, every_s
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                tree = psutil.Process(self.root).children(recursive=True)
+            except psutil.NoSuchProcess:
+                return
+            for proc in tree:
+                try:
+                    if "TrainWorker" in " ".join(proc.cmdline()):
+                        self.peak_mib = max(self.peak_mib, proc.memory_info().rss / 2**20)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mib
+
+
+def _json_line(output: str) -> dict[str, Any]:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _latest_history(storage: Path, name: str) -> list[dict[str, float]]:
+    """The per-epoch history of the run's latest checkpoint (it holds every epoch)."""
+    saved = [checkpoint.load(str(p)) for p in sorted((storage / name).glob("checkpoint_*"))]
+    if not saved:
+        raise RuntimeError(f"no checkpoint under {storage / name}")
+    return max(saved, key=lambda c: c.state.epoch).state.history
+
+
+def train_and_evaluate(
+    variant: Variant, seed: int, prepared: Path, workdir: Path, log: Path
+) -> RunResult:
+    """``negrec train`` then ``negrec evaluate --split test`` on its best weights."""
+    name = f"{variant.slug}-seed{seed}"
+    storage = workdir / "runs"
+    command = [
+        NEGREC,
+        "train",
+        "--data",
+        str(prepared),
+        "--storage",
+        str(storage),
+        "--name",
+        name,
+        "--workers",
+        str(variant.workers),
+        "--cpus-per-worker",
+        f"{variant.cpus_per_worker:g}",
+        "--config",
+        str(variant.config),
+        "--tracking-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        *(arg for item in [*variant.overrides, f"train.seed={seed}"] for arg in ("--set", item)),
+        "--json",
+    ]
+    started = time.perf_counter()
+    with log.open("a") as sink:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, text=True)
+        memory = WorkerMemory(process.pid)
+        output, _ = process.communicate()
+        peak = memory.stop()
+        sink.write(output)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}); see {log}")
+    summary = _json_line(output)
+    evaluated = subprocess.run(
+        [NEGREC, "evaluate", "--checkpoint", summary["checkpoint"], "--split", "test", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    history = _latest_history(storage, name)
+    shown = [a if " " not in a else f"'{a}'" for a in command]
+    result = RunResult(
+        name=variant.name,
+        seed=seed,
+        workers=variant.workers,
+        command=" ".join(Path(shown[0]).name if i == 0 else a for i, a in enumerate(shown)),
+        processor=processor(),
+        steps=int(history[-1]["step"]),
+        epochs=int(history[-1]["epoch"]),
+        minutes=(time.perf_counter() - started) / 60,
+        best_epoch=max(history, key=lambda h: h["ndcg@10"])["epoch"],
+        peak_worker_rss_mib=round(peak, 1),
+        curve=[{k: h[k] for k in ("epoch", "step", "minutes", "ndcg@10", "loss")} for h in history],
+        test=_json_line(evaluated.stdout),
+    )
+    crossing = next((h for h in history if h["ndcg@10"] >= QUALITY_BAR), None)
+    if crossing is not None:
+        result.steps_to_quality = int(crossing["step"])
+        result.minutes_to_quality = float(crossing["minutes"])
+    return result
+
+
+def cached_run(
+    variant: Variant, seed: int, prepared: Path, workdir: Path, results: Path
+) -> RunResult:
+    """The saved result of this variant and seed, or train it and save it."""
+    path = results / f"{variant.slug}-seed{seed}.json"
+    if path.exists():
+        return RunResult(**json.loads(path.read_text()))
+    result = train_and_evaluate(variant, seed, prepared, workdir, workdir / f"{path.stem}.log")
+    results.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=1) + "\n")
+    return result
