@@ -15,6 +15,7 @@ docs/results.md and the learning curves from what is kept.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -97,6 +98,11 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def _minutes(run: RunResult) -> str:
+    load = "" if run.mean_load is None else f" (load {run.mean_load:.1f})"
+    return f"{run.minutes:.0f}{load}"
+
+
 def _steps(value: int | None) -> str:
     return "not reached" if value is None else str(value)
 
@@ -116,7 +122,8 @@ def table(results: dict[str, list[RunResult]]) -> str:
         " steps) and `configs/gsasrec.yaml` (gBCE / BCE: d=128, dropout 0.5, 30-minute"
         " budget). Steps are optimiser steps of 128 sequences.",
         "",
-        "| model | seeds | workers | steps | wall minutes | processor | peak worker RSS MiB |"
+        "| model | seeds | workers | steps | wall minutes (mean load average) | processor |"
+        " peak worker RSS MiB |"
         f" steps / minutes to val NDCG@10 {QUALITY_BAR} | Recall@10 | NDCG@10 | MRR |"
         " published R@10 / NDCG@10 |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -136,7 +143,7 @@ def table(results: dict[str, list[RunResult]]) -> str:
         lines.append(
             f"| {name} | {', '.join(str(r.seed) for r in runs)} | {runs[0].workers} |"
             f" {', '.join(str(r.steps) for r in runs)} |"
-            f" {', '.join(f'{r.minutes:.0f}' for r in runs)} | {runs[0].processor} |"
+            f" {', '.join(_minutes(r) for r in runs)} | {runs[0].processor} |"
             f" {max(r.peak_worker_rss_mib for r in runs):.0f} | {quality} |"
             f" {_mean_sd([r.test['recall@10'] for r in runs])} |"
             f" {_mean_sd([r.test['ndcg@10'] for r in runs])} |"
@@ -214,13 +221,22 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True, help="the shared ml1m folder")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/negrec-bench/ml1m-table"))
     parser.add_argument("--only", choices=list(VARIANTS), help="train this variant's seeds")
+    parser.add_argument("--seed", type=int, help="with --only: train this seed only")
     parser.add_argument("--table", action="store_true", help="write the table from kept runs")
+    parser.add_argument(
+        "--cpus-per-worker",
+        type=float,
+        help="override the variants' CPUs (torch threads) per worker, e.g. 1 to run two "
+        "variants side by side on a 2-core machine",
+    )
     args = parser.parse_args()
     if not args.table:
         prepared = prepared_split(args.data, args.workdir)
         for name, (variant, seeds) in VARIANTS.items():
             if args.only in (None, name):
-                for seed in seeds:
+                if args.cpus_per_worker:
+                    variant = dataclasses.replace(variant, cpus_per_worker=args.cpus_per_worker)
+                for seed in seeds if args.seed is None else [args.seed]:
                     result = cached_run(variant, seed, prepared, args.workdir, RESULTS)
                     print(f"{name} seed {seed}: test {result.test}", flush=True)
     results = kept_results()

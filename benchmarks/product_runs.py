@@ -11,6 +11,7 @@ the resident memory of its Ray Train worker processes is sampled, and the peak k
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -58,6 +59,7 @@ class RunResult:
     steps_to_quality: int | None = None
     minutes_to_quality: float | None = None
     peak_worker_rss_mib: float = 0.0
+    mean_load: float | None = None
     curve: list[dict[str, float]] = field(default_factory=list)
     test: dict[str, Any] = field(default_factory=dict)
 
@@ -70,17 +72,20 @@ def processor() -> str:
 
 
 class WorkerMemory:
-    """Peak resident memory of the Train worker processes under one process tree."""
+    """Peak resident memory of the Train worker processes under one process tree, and
+    the machine's mean load average meanwhile (wall minutes mean little without it)."""
 
     def __init__(self, root: int, every_s: float = 1.0) -> None:
         self.root, self.every_s = root, every_s
         self.peak_mib = 0.0
+        self.loads: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(self.every_s):
+            self.loads.append(os.getloadavg()[0])
             try:
                 tree = psutil.Process(self.root).children(recursive=True)
             except psutil.NoSuchProcess:
@@ -92,10 +97,11 @@ class WorkerMemory:
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float]:
+        """(peak worker RSS MiB, mean load average)."""
         self._stop.set()
         self._thread.join()
-        return self.peak_mib
+        return self.peak_mib, sum(self.loads) / max(len(self.loads), 1)
 
 
 def _json_line(output: str) -> dict[str, Any]:
@@ -141,7 +147,7 @@ def train_and_evaluate(
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, text=True)
         memory = WorkerMemory(process.pid)
         output, _ = process.communicate()
-        peak = memory.stop()
+        peak, load = memory.stop()
         sink.write(output)
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}); see {log}")
@@ -165,6 +171,7 @@ def train_and_evaluate(
         minutes=(time.perf_counter() - started) / 60,
         best_epoch=max(history, key=lambda h: h["ndcg@10"])["epoch"],
         peak_worker_rss_mib=round(peak, 1),
+        mean_load=round(load, 2),
         curve=[{k: h[k] for k in ("epoch", "step", "minutes", "ndcg@10", "loss")} for h in history],
         test=_json_line(evaluated.stdout),
     )

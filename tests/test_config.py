@@ -56,3 +56,19 @@ def test_malformed_override_and_file_errors(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match="is a value, not a section"):
         load_config(overrides=["train.lr=1e-3", "train.lr.x=2"])
+
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_shipped_recipe_loads(recipe: Path) -> None:
+    config = load_config(recipe)
+    assert config.model.heads >= 1  # validated: a misspelt key would have raised
+
+
+def test_the_recipes_keep_their_losses() -> None:
+    by_name = {p.stem: load_config(p) for p in RECIPES}
+    assert by_name["ml1m"].objective.loss == "ce"
+    assert by_name["gsasrec"].objective.loss == "gbce"
+    assert by_name["gsasrec"].objective.gbce_t == 0.75

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from negrec.config import ModelConfig
 from negrec.model import ActionAwareGSASRec, last_position_scores, top_k
@@ -70,6 +71,18 @@ def test_shared_output_embedding_scores_with_the_item_table() -> None:
     assert model.output_embedding is None
     assert model.output_weights is model.item_embedding.weight
     assert make_model().output_weights is not make_model().item_embedding.weight
+
+
+def test_scaled_item_embedding_equals_a_table_multiplied_by_sqrt_dim() -> None:
+    torch.manual_seed(0)
+    scaled = make_model(scale_item_embedding=True).eval()
+    plain = make_model().eval()
+    plain.load_state_dict(scaled.state_dict())
+    with torch.no_grad():
+        plain.item_embedding.weight.mul_(scaled.config.dim**0.5)
+    items, actions = batch()
+    assert torch.allclose(scaled(items, actions), plain(items, actions), atol=1e-5)
+    assert not torch.allclose(scaled(items, actions), make_model().eval()(items, actions))
 
 
 def test_dropout_is_active_in_training_and_off_in_eval() -> None:
@@ -146,3 +159,14 @@ def test_per_position_scores_and_gradients_match_explicit_dot_products(candidate
     (grad_got,) = torch.autograd.grad(got.square().sum(), hidden)
     (grad_want,) = torch.autograd.grad(want.square().sum(), hidden)
     torch.testing.assert_close(grad_got, grad_want)
+
+
+def test_linear_init_std_sets_every_linear_layer() -> None:
+    model = make_model(linear_init_std=0.02)
+    weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, nn.Linear)])
+    biases = torch.cat([m.bias for m in model.modules() if isinstance(m, nn.Linear)])
+    assert float(weights.std()) == pytest.approx(0.02, rel=0.05)
+    assert float(biases.abs().max()) == 0.0
+    default = make_model()
+    first = next(m for m in default.modules() if isinstance(m, nn.Linear))
+    assert float(first.weight.std()) > 0.1  # PyTorch default: U(+-1/sqrt(16)), std 0.14

@@ -71,7 +71,11 @@ class ActionAwareGSASRec(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        linear_std = self.config.linear_init_std
         for module in self.modules():
+            if isinstance(module, nn.Linear) and linear_std is not None:
+                nn.init.normal_(module.weight, std=linear_std)
+                nn.init.zeros_(module.bias)
             if isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
                 if module.padding_idx is not None:
@@ -122,7 +126,10 @@ class ActionAwareGSASRec(nn.Module):
             self.config.max_len - length, self.config.max_len, device=items.device
         )
         keep = (items != 0).unsqueeze(-1)
-        x = self.item_embedding(items) + self.action_embedding(actions)
+        x = self.item_embedding(items)
+        if self.config.scale_item_embedding:
+            x = x * self.config.dim**0.5
+        x = x + self.action_embedding(actions)
         x = self.embedding_dropout(x + self.position_embedding(positions))
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         # Padding keys are masked; a padded query then sees only padding, so let every
