@@ -112,7 +112,8 @@ def main() -> int:
     lines = [
         "## Loss functions on the generated log (demo scale)",
         "",
-        "`python benchmarks/losses.py --json` - 3,000 users, 1,000 items, 150,000 events;",
+        f"`python benchmarks/losses.py --epochs {args.epochs} --json` - 3,000 users, 1,000"
+        " items, 150,000 events;",
         "the model of `configs/demo.yaml` (d=64, 2 blocks, length 50), Adam lr 3e-3, batch",
         "128, in process, seed 0. Validation NDCG@10 after the given epoch, and the wall",
         f"seconds (training and validation) until validation NDCG@10 first reached {QUALITY}.",
