@@ -15,7 +15,7 @@ from negrec.config import ConfigError, build_config, unflatten
 from negrec.distributed.resources import plan_trials
 from negrec.errors import NegrecError
 from negrec.tuning.fine import FineRules, derive_fine_space, seed_points
-from negrec.tuning.preset import PRESETS_DIR, load_plan
+from negrec.tuning.preset import PRESETS_DIR, builtin_presets, load_plan
 from negrec.tuning.results import record
 from negrec.tuning.space import Choice, LogUniform, SearchSpace, Uniform, load_space
 from negrec.tuning.trial import TrialSpec
@@ -85,7 +85,7 @@ def test_space_to_tune_samples_inside_its_ranges() -> None:
 # --- presets ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["tiny", "laptop", "cluster"])
+@pytest.mark.parametrize("name", builtin_presets())
 def test_builtin_presets_load(name: str) -> None:
     plan = load_plan(name)
     assert plan.preset.fine.epochs >= plan.preset.coarse.epochs
