@@ -98,6 +98,11 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def _peak(runs: list[RunResult]) -> str:
+    peaks = [r.peak_worker_rss_mib for r in runs if r.peak_worker_rss_mib is not None]
+    return f"{max(peaks):.0f}" if peaks else "not recorded"
+
+
 def _minutes(run: RunResult) -> str:
     load = "" if run.mean_load is None else f" (load {run.mean_load:.1f})"
     return f"{run.minutes:.0f}{load}"
@@ -144,7 +149,7 @@ def table(results: dict[str, list[RunResult]]) -> str:
             f"| {name} | {', '.join(str(r.seed) for r in runs)} | {runs[0].workers} |"
             f" {', '.join(str(r.steps) for r in runs)} |"
             f" {', '.join(_minutes(r) for r in runs)} | {runs[0].processor} |"
-            f" {max(r.peak_worker_rss_mib for r in runs):.0f} | {quality} |"
+            f" {_peak(runs)} | {quality} |"
             f" {_mean_sd([r.test['recall@10'] for r in runs])} |"
             f" {_mean_sd([r.test['ndcg@10'] for r in runs])} |"
             f" {_mean_sd([r.test['mrr'] for r in runs])} | {PUBLISHED.get(name, '-')} |"
@@ -154,14 +159,25 @@ def table(results: dict[str, list[RunResult]]) -> str:
             f"| most popular | - | - | - | - | - | - | - | {popular['recall@10']:.4f} |"
             f" {popular['ndcg@10']:.4f} | {popular['mrr']:.4f} | - |"
         )
-    missing = [
-        f"{n} (seeds {', '.join(map(str, s))})"
-        for n, (_, s) in VARIANTS.items()
-        if len(results.get(n, [])) < len(s)
+    lines += [
+        "",
+        "Published (full-catalogue ranking, input items excluded): "
+        + "; ".join(f"{name}: {figures}" for name, figures in PUBLISHED.items())
+        + "; best known: 0.3159 / 0.1857 (SASRec+ with 3,000 sampled negatives).",
     ]
+    missing = []
+    for name, (_, seeds) in VARIANTS.items():
+        kept = {r.seed for r in results.get(name, [])}
+        if absent := [str(seed) for seed in seeds if seed not in kept]:
+            missing.append(f"{name} (seed {', '.join(absent)})")
     lines += ["", _verdict(results.get(CROSS_ENTROPY.name, []))]
     if missing:
         lines += ["", "Not run yet: " + "; ".join(missing) + "."]
+    notes = [
+        f"- {r.name}, seed {r.seed}: {r.note}" for rs in results.values() for r in rs if r.note
+    ]
+    if notes:
+        lines += ["", "Notes on kept runs:", "", *notes]
     lines += ["", "![validation NDCG@10 against optimiser steps](ml1m_learning_curves.png)"]
     return "\n".join(lines)
 

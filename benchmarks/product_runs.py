@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +57,9 @@ class RunResult:
     best_epoch: int = 0
     steps_to_quality: int | None = None
     minutes_to_quality: float | None = None
-    peak_worker_rss_mib: float = 0.0
+    peak_worker_rss_mib: float | None = None
     mean_load: float | None = None
+    note: str = ""
     curve: list[dict[str, float]] = field(default_factory=list)
     test: dict[str, Any] = field(default_factory=dict)
 
@@ -110,7 +110,7 @@ def _json_line(output: str) -> dict[str, Any]:
 
 def _latest_history(storage: Path, name: str) -> list[dict[str, float]]:
     """The per-epoch history of the run's latest checkpoint (it holds every epoch)."""
-    saved = [checkpoint.load(str(p)) for p in sorted((storage / name).glob("checkpoint_*"))]
+    saved = [checkpoint.load(str(p)) for p in (storage / name).glob("checkpoint_*") if p.is_dir()]
     if not saved:
         raise RuntimeError(f"no checkpoint under {storage / name}")
     return max(saved, key=lambda c: c.state.epoch).state.history
@@ -142,7 +142,6 @@ def train_and_evaluate(
         *(arg for item in [*variant.overrides, f"train.seed={seed}"] for arg in ("--set", item)),
         "--json",
     ]
-    started = time.perf_counter()
     with log.open("a") as sink:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, text=True)
         memory = WorkerMemory(process.pid)
@@ -168,7 +167,7 @@ def train_and_evaluate(
         processor=processor(),
         steps=int(history[-1]["step"]),
         epochs=int(history[-1]["epoch"]),
-        minutes=(time.perf_counter() - started) / 60,
+        minutes=float(history[-1]["minutes"]),
         best_epoch=max(history, key=lambda h: h["ndcg@10"])["epoch"],
         peak_worker_rss_mib=round(peak, 1),
         mean_load=round(load, 2),
