@@ -166,10 +166,13 @@ def test_killed_worker_recovers_from_checkpoint_without_double_counting(
     thread = threading.Thread(target=lambda: outcome.update(run(job)))
     thread.start()
     deadline = time.time() + 300
-    while not list(runs.glob("killed/checkpoint_*/checkpoint.json")):
-        assert time.time() < deadline and thread.is_alive(), "no first checkpoint"
-        time.sleep(0.2)
-    time.sleep(1.0)  # well inside epoch 2
+    # A checkpoint folder exists as soon as rank 0 has uploaded it, but a restart
+    # resumes from it only once Ray Train has registered it, which it records in its
+    # checkpoint-manager snapshot. Killing in between would rightly restart epoch 1.
+    snapshot = runs / "killed" / "checkpoint_manager_snapshot.json"
+    while not (snapshot.exists() and "checkpoint_" in snapshot.read_text()):
+        assert time.time() < deadline and thread.is_alive(), "no registered checkpoint"
+        time.sleep(0.1)
     victims = _train_worker_pids()
     assert victims, "no Train worker process found"
     os.kill(victims[-1], signal.SIGKILL)
