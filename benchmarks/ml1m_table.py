@@ -40,6 +40,7 @@ VARIANTS = {
     v.name: (v, seeds)
     for v, seeds in [
         (CROSS_ENTROPY, [0, 1, 2]),
+        (Variant("cross-entropy, lr 2e-3 (recipe probe)", ML1M, ["train.lr=0.002"]), [0]),
         (
             Variant(
                 "cross-entropy, 2 DDP workers (64 rows each)",

@@ -135,7 +135,9 @@ def run(config: GenerateConfig, options: storage.StorageOptions | None = None) -
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     fields = GenerateConfig.model_fields
-    parser.add_argument("--out", required=True, help=fields["out"].description)
+    parser.add_argument(
+        "--out", required=True, type=storage.uri_argument, help=fields["out"].description
+    )
     for name in ("users", "items", "events", "seed", "chunk_events"):
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=int, default=None, help=f"default {fields[name].default}")

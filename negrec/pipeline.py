@@ -159,9 +159,13 @@ def sample_history(prepared_uri: str, length: int = 8) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", required=True, help="storage URI for every output")
+    parser.add_argument(
+        "--root", required=True, type=storage.uri_argument, help="storage URI for every output"
+    )
     parser.add_argument("--name", default="pipeline", help="run name (same name = resume)")
-    parser.add_argument("--events", help="existing event log URI (default: generate one)")
+    parser.add_argument(
+        "--events", type=storage.uri_argument, help="existing event log URI (default: generate one)"
+    )
     parser.add_argument("--format", default="synthetic", help="event log format")
     parser.add_argument("--users", type=int, default=3_000)
     parser.add_argument("--items", type=int, default=1_000)

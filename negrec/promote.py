@@ -29,14 +29,20 @@ MODEL_ARTIFACT = "model"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="checkpoint directory URI (local or s3://)")
+    source.add_argument(
+        "--checkpoint", type=storage.uri_argument, help="checkpoint directory URI (local or s3://)"
+    )
     source.add_argument("--sweep", help="promote the best checkpoint of this `negrec tune` sweep")
     parser.add_argument("--model-name", default=registry.DEFAULT_MODEL_NAME)
     parser.add_argument(
         "--force", action="store_true", help="make it champion even if it is not better"
     )
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    parser.add_argument("--data", help="prepared dataset URI (default: the one trained on)")
+    parser.add_argument(
+        "--data",
+        type=storage.uri_argument,
+        help="prepared dataset URI (default: the one trained on)",
+    )
     parser.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT)
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 

@@ -39,7 +39,9 @@ __all__ = ["Recommendation", "recommend"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="registered model, e.g. models:/negrec@champion")
-    source.add_argument("--checkpoint", help="checkpoint directory URI (local or s3://)")
+    source.add_argument(
+        "--checkpoint", type=storage.uri_argument, help="checkpoint directory URI (local or s3://)"
+    )
     parser.add_argument(
         "--history",
         action="append",
@@ -49,7 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-k", type=int, default=DEFAULT_K, help="items per history")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    parser.add_argument("--data", help="with --checkpoint: prepared dataset holding the vocabulary")
+    parser.add_argument(
+        "--data",
+        type=storage.uri_argument,
+        help="with --checkpoint: prepared dataset holding the vocabulary",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 
 

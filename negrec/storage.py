@@ -27,11 +27,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+from pydantic import AfterValidator
 
 from negrec.errors import NegrecError
 
@@ -106,6 +107,33 @@ def _local_path(uri: str) -> str:
             f"unsupported URI scheme '{scheme}://' in {uri}: use a local path or s3://bucket/prefix"
         )
     return os.path.abspath(os.path.expanduser(uri))
+
+
+def absolute(uri: str) -> str:
+    """``uri`` as every process reads it the same: a local path made absolute (a Ray
+    worker's working directory is not the driver's), an ``s3://`` URI unchanged.
+
+    Stages resolve every URI option with this once, on the driver, before anything is
+    handed to Ray; it is also the ``type=`` of those command-line options.
+    """
+    if is_s3(uri):
+        _s3_path(uri)  # names a bucket, or fails here with the fix
+        return uri.rstrip("/")
+    return _local_path(uri)
+
+
+AbsoluteUri = Annotated[str, AfterValidator(absolute)]
+"""A URI field of a job model: resolved by ``absolute`` when the job is built."""
+
+
+def uri_argument(value: str) -> str:
+    """``absolute`` as an argparse ``type=``: a bad URI is a usage error naming the option."""
+    import argparse
+
+    try:
+        return absolute(value)
+    except NegrecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _s3_path(uri: str) -> str:

@@ -19,10 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from negrec import storage, tracking
 from negrec.config import NegrecConfig, load_config
 from negrec.distributed.resources import plan_workers
-from negrec.distributed.worker import NDCG_METRIC, WorkerSpec, train_worker
+from negrec.distributed.worker import (
+    NDCG_METRIC,
+    STOP_REASON_TAG,
+    USER_ERROR_TAG,
+    WorkerSpec,
+    train_worker,
+)
 from negrec.errors import NegrecError
 from negrec.runtime import ensure_ray
-from negrec.storage import StorageOptions
+from negrec.storage import AbsoluteUri, StorageOptions
 from negrec.tracking import metric_name
 
 
@@ -31,8 +37,10 @@ class TrainJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: str = Field(description="URI of a prepared dataset (negrec prepare --out)")
-    storage: str = Field(description="URI under which Ray Train keeps run state/checkpoints")
+    data: AbsoluteUri = Field(description="URI of a prepared dataset (negrec prepare --out)")
+    storage: AbsoluteUri = Field(
+        description="URI under which Ray Train keeps run state/checkpoints"
+    )
     name: str = Field(description="Run name; re-running the same name resumes")
     config: NegrecConfig = Field(default_factory=NegrecConfig)
     workers: int | None = Field(None, ge=1)
@@ -69,8 +77,18 @@ def training_data(prepared: Any, max_len: int, cache_limit_mib: int) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="prepared dataset URI (local or s3://)")
-    parser.add_argument("--storage", required=True, help="run storage URI (local or s3://)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=storage.uri_argument,
+        help="prepared dataset URI (local or s3://)",
+    )
+    parser.add_argument(
+        "--storage",
+        required=True,
+        type=storage.uri_argument,
+        help="run storage URI (local or s3://)",
+    )
     parser.add_argument("--name", required=True, help="run name (same name = resume)")
     parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
     parser.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker")
@@ -130,10 +148,12 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
     from ray.train.torch import TorchTrainer
 
     from negrec.data.loaders import load_prepared
+    from negrec.data.manifest import check_evaluation_splits
 
     options = StorageOptions.from_env()
     storage.configure_environment(options)
     prepared = load_prepared(job.data, options)
+    check_evaluation_splits(prepared.manifest, job.data)
     uri = tracking.resolve_tracking_uri(job.tracking_uri)
     tracking.check_reachable(uri)
     ensure_ray()
@@ -145,6 +165,8 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
         uri, job.name, job.experiment, parent_run_id=job.parent_run_id
     )
     tracking.client(uri).update_run(run_id, status="RUNNING")
+    if USER_ERROR_TAG in tracking.client(uri).get_run(run_id).data.tags:
+        tracking.client(uri).delete_tag(run_id, USER_ERROR_TAG)  # an earlier attempt's
     _log_run_inputs(uri, run_id, job, prepared.manifest)
 
     filesystem, storage_path = storage.resolve(job.storage, options)
@@ -180,6 +202,10 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
     except Exception:
         tracking.client(uri).set_terminated(run_id, status="FAILED")
         raise
+    tags = tracking.client(uri).get_run(run_id).data.tags
+    if USER_ERROR_TAG in tags:
+        tracking.client(uri).set_terminated(run_id, status="FAILED")
+        raise NegrecError(tags[USER_ERROR_TAG])
     if result.checkpoint is None:
         raise NegrecError(f"run {job.name} finished without a checkpoint; see the log above")
     checkpoint_uri = storage.uri_for(job.storage, result.checkpoint.path)
@@ -194,6 +220,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
         "mlflow_run_id": run_id,
         "tracking_uri": storage.redact(uri),
         "workers": plan.num_workers,
+        "stop_reason": tags.get(STOP_REASON_TAG),
         "start_epoch": result.metrics.get("start_epoch"),
         "resumed_optimizer_step": result.metrics.get("resumed_optimizer_step"),
         **metrics,
@@ -203,7 +230,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
 def main(args: argparse.Namespace) -> int:
     summary = run(job_from_args(args))
     print(
-        "negrec train: done. test "
+        f"negrec train: done ({summary['stop_reason']}). test "
         + " ".join(f"{k}={v:.4f}" for k, v in summary.items() if k.startswith("test_"))
         + f"\n  checkpoint: {summary['checkpoint']}\n  MLflow run: {summary['mlflow_run_id']}"
     )

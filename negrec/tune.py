@@ -31,7 +31,7 @@ from negrec import storage, tracking
 from negrec.config import NegrecConfig, build_model
 from negrec.distributed.resources import plan_trials
 from negrec.errors import NegrecError
-from negrec.storage import StorageOptions
+from negrec.storage import AbsoluteUri, StorageOptions
 from negrec.tuning import report, results
 from negrec.tuning.fine import derive_fine_space, seed_points
 from negrec.tuning.preset import SweepPlan, builtin_presets, load_plan
@@ -48,8 +48,8 @@ class TuneJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: str = Field(description="URI of a prepared dataset (negrec prepare --out)")
-    storage: str = Field(description="URI under which the sweep keeps its state")
+    data: AbsoluteUri = Field(description="URI of a prepared dataset (negrec prepare --out)")
+    storage: AbsoluteUri = Field(description="URI under which the sweep keeps its state")
     name: str = Field(
         pattern=NAME_PATTERN,
         description="Sweep name (letters, digits, . _ -): it names directories, Train runs "
@@ -58,11 +58,6 @@ class TuneJob(BaseModel):
     preset: str = Field("laptop", description="tiny, laptop, cluster, or a preset file")
     tracking_uri: str | None = None
     experiment: str = tracking.DEFAULT_EXPERIMENT
-
-
-def _absolute(uri: str) -> str:
-    """Trials run in other processes and working directories: pin local paths."""
-    return uri if storage.is_s3(uri) else storage.resolve(uri)[1]
 
 
 def _check_same_plan(sweep_uri: str, plan: SweepPlan) -> None:
@@ -94,8 +89,8 @@ class _Sweep:
         import ray
 
         self.job, self.plan, self.prepared, self.tracking_uri = job, plan, prepared, uri
-        self.data = _absolute(job.data)
-        self.sweep_uri = storage.join(_absolute(job.storage), job.name)
+        self.data = job.data
+        self.sweep_uri = storage.join(job.storage, job.name)
         preset = plan.preset
         self.trials = plan_trials(
             preset.workers_per_trial,
@@ -173,15 +168,17 @@ def _stage_line(summary: results.StageSummary) -> dict[str, Any]:
 def run(job: TuneJob) -> dict[str, Any]:
     """Run (or resume) the sweep; returns its summary (best checkpoint, config, stages)."""
     from negrec.data.loaders import load_prepared
+    from negrec.data.manifest import check_evaluation_splits
     from negrec.runtime import ensure_ray
 
     plan = load_plan(job.preset)
     options = StorageOptions.from_env()
     storage.configure_environment(options)
-    prepared = load_prepared(_absolute(job.data), options)
+    prepared = load_prepared(job.data, options)
+    check_evaluation_splits(prepared.manifest, job.data)
     uri = tracking.resolve_tracking_uri(job.tracking_uri)
     tracking.check_reachable(uri)
-    _check_same_plan(storage.join(_absolute(job.storage), job.name), plan)
+    _check_same_plan(storage.join(job.storage, job.name), plan)
     ensure_ray()
 
     sweep = _Sweep(job, plan, prepared, uri)
@@ -220,8 +217,18 @@ def run(job: TuneJob) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="prepared dataset URI (local or s3://)")
-    parser.add_argument("--storage", required=True, help="sweep storage URI (local or s3://)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=storage.uri_argument,
+        help="prepared dataset URI (local or s3://)",
+    )
+    parser.add_argument(
+        "--storage",
+        required=True,
+        type=storage.uri_argument,
+        help="sweep storage URI (local or s3://)",
+    )
     parser.add_argument("--name", required=True, help="sweep name (same name = resume)")
     parser.add_argument(
         "--preset",

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from negrec import storage
+from negrec.errors import NegrecError
 
 
 def write_parquet(uri: str, table: pa.Table, options: storage.StorageOptions | None) -> None:
@@ -19,8 +20,16 @@ def write_parquet(uri: str, table: pa.Table, options: storage.StorageOptions | N
 def read_parquet(
     uri: str, options: storage.StorageOptions | None, columns: list[str] | None = None
 ) -> pa.Table:
+    """The table in one Parquet file; a file that is not Parquet (damaged, truncated,
+    overwritten) is a ``NegrecError`` naming it, not pyarrow's bare message."""
     with (
         storage.open_input_file(uri, options) as handle,
         storage.translate_errors(uri, "read", options),
     ):
-        return pq.read_table(handle, columns=columns)
+        try:
+            return pq.read_table(handle, columns=columns)
+        except pa.ArrowInvalid as error:
+            raise NegrecError(
+                f"{uri} is not a readable Parquet file ({error}); if it belongs to a "
+                "prepared dataset, re-run negrec prepare"
+            ) from None

@@ -125,8 +125,12 @@ def local_eval_batches(
 ) -> Iterator[EvalBatch]:
     """Validation or test batches in process, in file order."""
     table = read_split(prepared, split)
-    if table is None:
-        return
+    if table is not None:
+        yield from eval_batches(table, batch_size, max_len)
+
+
+def eval_batches(table: pa.Table, batch_size: int, max_len: int) -> Iterator[EvalBatch]:
+    """Batches of evaluation rows (a val/test split's table), in row order."""
     for start in range(0, table.num_rows, batch_size):
         rows = table.slice(start, batch_size)
         arrays = eval_arrays(

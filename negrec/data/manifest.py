@@ -42,10 +42,55 @@ def check_row_accounting(rows_in: int, rows_used: int, dropped: dict[str, int]) 
         )
 
 
+_EVALUATION_SPLITS = {"val": "validation", "test": "test"}
+
+
+def _split_fix(manifest: dict[str, Any], split: str) -> str:
+    """What to change so that ``split`` gets users, for the way the data was split."""
+    config, method = manifest["config"], manifest["split"]["method"]
+    if method == "given":
+        return f"the given {split}.txt needs users whose target is in train.txt"
+    if method == "temporal":
+        key = "val_quantile" if split == "val" else "test_quantile"
+        return (
+            f"few users have a positive after the {key}={config[key]} cut-off: lower {key} "
+            f"(--set {key}=...) or use split: leave_one_out"
+        )
+    if split == "val":
+        eligible = manifest["split"]["validation_eligible_users"]
+        return (
+            f"validation users = min(val_users={config['val_users']}, floor(val_fraction="
+            f"{config['val_fraction']} x {manifest['users_out']} users kept)) and {eligible} "
+            "users are eligible (a positive before the test target, with an interaction "
+            "before it): raise val_fraction (--set val_fraction=0.2) or val_users, or give "
+            "more users"
+        )
+    return (
+        "a test row needs a user whose last positive has an interaction before it: give "
+        f"users longer sequences (min_sequence_length={config['min_sequence_length']})"
+    )
+
+
+def check_evaluation_splits(manifest: dict[str, Any], uri: str) -> None:
+    """Refuse a dataset whose validation or test split is below ``min_eval_users``:
+    training would run an epoch and then fail at its first evaluation. Prepare calls
+    this before committing, train before starting Ray."""
+    minimum = manifest["config"].get("min_eval_users", 1)
+    for split, name in _EVALUATION_SPLITS.items():
+        rows = manifest["splits"][split]["rows"]
+        if rows < minimum:
+            counts = "/".join(str(manifest["splits"][s]["rows"]) for s in ("train", "val", "test"))
+            raise NegrecError(
+                f"{uri}: the {name} split has {rows} users (train/val/test {counts}), below "
+                f"min_eval_users={minimum}; {_split_fix(manifest, split)}"
+            )
+
+
 def write_manifest(
     uri: str, manifest: dict[str, Any], options: storage.StorageOptions | None
 ) -> None:
     check_row_accounting(manifest["rows_in"], manifest["rows_used"], manifest["dropped"])
+    check_evaluation_splits(manifest, manifest["source"]["events"])
     storage.write_text(storage.join(uri, MANIFEST), json.dumps(manifest, indent=2), options)
 
 

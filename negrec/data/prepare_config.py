@@ -44,6 +44,12 @@ class PrepareConfig(_Strict):
     test_quantile: float = Field(
         0.9, gt=0.0, lt=1.0, description="Temporal: test starts at this time quantile."
     )
+    min_eval_users: int = Field(
+        1,
+        ge=1,
+        description="The validation and the test split each need at least this many users, "
+        "or prepare refuses to commit (training would fail at its first evaluation).",
+    )
     seed: int = Field(42, description="Seeds the choice of validation users.")
     partitions: int | None = Field(
         None, ge=1, description="User partitions (tasks per stage); null = from the input size."

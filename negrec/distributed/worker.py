@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from negrec import checkpoint, tracking
 from negrec.batching import EvalBatch, TrainBatch
 from negrec.config import NegrecConfig
+from negrec.errors import NegrecError
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.tracking import metric_name
 from negrec.training.loop import EpochReport, LoopHooks, TrainState, train, validate
@@ -164,8 +165,26 @@ def _strided(batches: Iterator[EvalBatch], rank: int, world: int) -> Iterator[Ev
             yield batch
 
 
+USER_ERROR_TAG = "negrec.error"
+STOP_REASON_TAG = "negrec.stop_reason"
+"""MLflow tags the driver reads after the fit: Ray Train's result carries only the
+metrics of the latest checkpoint, so run outcomes travel through the tracking store."""
+
+
 def train_worker(loop_config: dict[str, Any]) -> None:
-    """Entry point of each Ray Train worker."""
+    """Entry point of each Ray Train worker. A user error (``NegrecError``, a
+    validation error) ends the worker normally with the error as an MLflow tag, for the
+    driver to raise: Ray Train restarts the worker group on any raised error, and no
+    restart fixes a bad dataset or config. Every rank meets the same input, so every
+    rank stops at the same point."""
+    try:
+        _train_worker(loop_config)
+    except (NegrecError, ValidationError) as error:
+        spec = WorkerSpec.model_validate(loop_config)
+        tracking.client(spec.tracking_uri).set_tag(spec.mlflow_run_id, USER_ERROR_TAG, str(error))
+
+
+def _train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
@@ -217,6 +236,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     final = {metric_name(f"test_{k}"): v for k, v in test.items()}
     if rank == 0:
         tracking.log_metrics(spec.tracking_uri, spec.mlflow_run_id, final, step=0)
+        client = tracking.client(spec.tracking_uri)
+        client.set_tag(spec.mlflow_run_id, STOP_REASON_TAG, trained.stop_reason)
         say("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()))
     best = {BEST_NDCG_METRIC: trained.state.best_ndcg, "best_epoch": trained.state.best_epoch}
     ray.train.report({**final, **best, "parameter_digest": parameter_digest(model), **attempt})

@@ -62,7 +62,11 @@ class EpochReport:
     train_seconds: float
     data_wait_seconds: float
     eta_s: float
-    stop: bool
+    stop_reason: str | None  # why training stops after this epoch (None: it goes on)
+
+    @property
+    def stop(self) -> bool:
+        return self.stop_reason is not None
 
     @property
     def samples_per_s(self) -> float:
@@ -74,10 +78,11 @@ class EpochReport:
         ndcg = self.val.get(NDCG_KEY, float("nan"))
         recall = self.val.get("recall@10", float("nan"))
         mark = " *" if self.improved else ""
+        tail = f"stopping: {self.stop_reason}" if self.stop else f"ETA <= {self.eta_s:.0f}s"
         return (
             f"epoch {self.epoch}/{max_epochs} step {self.step} loss {self.train_loss:.4f} "
             f"val ndcg@10 {ndcg:.4f} recall@10 {recall:.4f}{mark} | "
-            f"{self.samples_per_s:,.0f} seq/s, {self.seconds:.1f}s, ETA <= {self.eta_s:.0f}s"
+            f"{self.samples_per_s:,.0f} seq/s, {self.seconds:.1f}s, {tail}"
         )
 
 
@@ -107,6 +112,21 @@ class PrintHooks(LoopHooks):
 class TrainResult:
     state: TrainState
     best_val: dict[str, float]
+    stop_reason: str
+
+
+def _stop_reason(state: TrainState, epoch: int, started: float, config: TrainConfig) -> str | None:
+    """Why training ends after ``epoch``, in words a person acts on; None to go on."""
+    if state.epochs_without_gain >= config.patience:
+        return (
+            f"early stopping, no validation gain for {config.patience} epochs (patience; "
+            f"best epoch {state.best_epoch})"
+        )
+    if _out_of_time(started, config):
+        return f"time budget of {config.time_budget_minutes:g} minutes reached"
+    if epoch >= config.max_epochs:
+        return f"max_epochs={config.max_epochs} reached"
+    return None
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -226,6 +246,7 @@ def train(
 
     started = time.perf_counter()
     first_epoch = state.epoch + 1
+    stop_reason: str | None = None
     for epoch in range(first_epoch, config.train.max_epochs + 1):
         epoch_start = time.perf_counter()
         stats = _train_epoch(model, train_batches(epoch), optimizer, config, device, state)
@@ -245,9 +266,7 @@ def train(
         state.history.append(
             {"epoch": epoch, "step": state.step, "minutes": elapsed, "loss": stats.loss, **val}
         )
-        stop = state.epochs_without_gain >= config.train.patience or _out_of_time(
-            started, config.train
-        )
+        stop_reason = _stop_reason(state, epoch, started, config.train)
         per_epoch = (time.perf_counter() - started) / (epoch - first_epoch + 1)
         report = EpochReport(
             epoch=epoch,
@@ -262,13 +281,17 @@ def train(
             seconds=time.perf_counter() - epoch_start,
             train_seconds=stats.train_seconds,
             data_wait_seconds=stats.data_wait_seconds,
-            eta_s=0.0 if stop else per_epoch * (config.train.max_epochs - epoch),
-            stop=stop,
+            eta_s=per_epoch * (config.train.max_epochs - epoch),
+            stop_reason=stop_reason,
         )
         hooks.on_epoch_end(report, state)
-        if stop:
+        if stop_reason is not None:
             break
     if state.best_model_state is not None:
         core.load_state_dict(state.best_model_state)
     best_val = next((h for h in state.history if h["epoch"] == state.best_epoch), state.history[-1])
-    return TrainResult(state=state, best_val=best_val)
+    return TrainResult(
+        state=state,
+        best_val=best_val,
+        stop_reason=stop_reason or f"max_epochs={config.train.max_epochs} reached before this run",
+    )

@@ -1,0 +1,257 @@
+"""A new user's own data, first time right: relative paths, splits too small to train
+on, input errors that fail once and clearly, and models scored on data prepared with
+another vocabulary."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+import yaml
+from ray.train import UserCallback
+
+from negrec import checkpoint, cli, evaluate, generate, prepare
+from negrec.config import build_config
+from negrec.data.loaders import load_prepared
+from negrec.data.prepare_config import PrepareConfig
+from negrec.data.translation import index_translation, translate_split
+from negrec.errors import NegrecError
+from negrec.model import ActionAwareGSASRec
+from negrec.train import TrainJob, run
+from negrec.training.loop import TrainState
+
+NEGREC = str(Path(sys.executable).parent / "negrec")
+SMALL = {
+    "model": {"max_len": 50, "dim": 16, "blocks": 1, "num_actions": 2},
+    "objective": {"loss": "ce"},
+    "train": {"batch_size": 128, "max_epochs": 1, "patience": 1, "precision": "fp32"},
+}
+
+
+def _overrides(values: dict[str, Any]) -> list[str]:
+    return [
+        f"--set={section}.{key}={value}"
+        for section, keys in values.items()
+        for key, value in keys.items()
+    ]
+
+
+def _copy_prepared(source: str, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def _edit_manifest(prepared: Path, edit: Any) -> None:
+    path = prepared / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.slow
+def test_train_takes_relative_data_and_storage_from_another_directory(
+    small_prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray workers do not share the driver's working directory: relative URIs must be
+    resolved on the driver (they used to fail inside the worker as 'no manifest')."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    data = os.path.relpath(small_prepared, elsewhere)
+    assert not os.path.isabs(data) and data.startswith("..")
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            data,
+            "--storage",
+            "runs",
+            "--name",
+            "relative",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/mlflow.db",
+            *_overrides(SMALL),
+        ]
+    )
+    assert code == 0
+    saved = list((elsewhere / "runs" / "relative").glob("checkpoint_*/checkpoint.json"))
+    assert saved, "the run's checkpoints belong under the relative --storage"
+    assert checkpoint.load(str(saved[0].parent)).data_uri == small_prepared
+
+
+def test_job_models_pin_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    job = TrainJob(data="prepared", storage="s3://bucket/runs/", name="n")
+    assert job.data == str(tmp_path / "prepared")
+    assert job.storage == "s3://bucket/runs"
+    with pytest.raises(NegrecError, match="names no bucket"):
+        TrainJob(data="s3://", storage="runs", name="n")
+
+
+def _generated_log(root: Path, users: int, items: int = 60) -> Path:
+    log = root / "log"
+    generate.run(generate.GenerateConfig(out=str(log), users=users, items=items, events=40 * users))
+    return log
+
+
+def test_prepare_refuses_an_empty_validation_split(ray_session, tmp_path: Path) -> None:
+    """Nine users give floor(0.1 x 9) = 0 validation users: refused with the counts and
+    the setting to change, and nothing committed (it used to commit 9/0/9)."""
+    log = _generated_log(tmp_path, users=9)
+    out = tmp_path / "prepared"
+    with pytest.raises(NegrecError) as caught:
+        prepare.run(PrepareConfig(events=str(log), out=str(out)))
+    message = str(caught.value)
+    assert "the validation split has 0 users" in message
+    assert "val_fraction=0.1" in message and "min_eval_users=1" in message
+    assert not (out / "manifest.json").exists()
+    manifest = prepare.run(PrepareConfig(events=str(log), out=str(out), val_fraction=0.5))
+    assert manifest["splits"]["val"]["rows"] >= 1 and (out / "manifest.json").exists()
+
+
+def _negrec(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [NEGREC, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    return done, time.perf_counter() - started
+
+
+def test_train_refuses_an_empty_split_before_ray_starts(
+    small_prepared: str, tmp_path: Path
+) -> None:
+    """A dataset committed before prepare checked its splits (simulated by its
+    manifest) fails in one line within seconds, not after an epoch and four retries."""
+    prepared = _copy_prepared(small_prepared, tmp_path / "old")
+    _edit_manifest(prepared, lambda m: m["splits"]["val"].update(rows=0))
+    done, seconds = _negrec(
+        "train", "--data", "old", "--storage", "runs", "--name", "empty", cwd=tmp_path
+    )
+    output = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 1
+    assert len(output) <= 5, output
+    assert seconds < 20
+    assert "the validation split has 0 users" in output[-1]
+    assert "raise val_fraction" in output[-1]
+    assert not (tmp_path / "runs").exists()
+
+
+class RecordExceptions(UserCallback):
+    """Runs in the Train controller: one line per worker exception (each one restarts
+    the worker group while retries are left)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({str(k): str(v) for k, v in worker_exceptions.items()}) + "\n")
+
+
+@pytest.mark.slow
+def test_an_input_error_in_a_worker_fails_once_without_retries(
+    small_prepared: str, tmp_path: Path
+) -> None:
+    """A damaged validation file passes the driver's checks and breaks the first
+    validation on the worker: the run stops with that error, and no retry is made."""
+    prepared = _copy_prepared(small_prepared, tmp_path / "damaged")
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    damaged = prepared / manifest["splits"]["val"]["files"][0]
+    damaged.write_bytes(np.random.default_rng(0).bytes(4096))
+    exceptions = tmp_path / "exceptions.jsonl"
+    job = TrainJob(
+        data=str(prepared),
+        storage=str(tmp_path / "runs"),
+        name="damaged",
+        config=build_config(SMALL),
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        max_failures=3,
+    )
+    with pytest.raises(NegrecError, match="is not a readable Parquet file") as caught:
+        run(job, callbacks=[RecordExceptions(str(exceptions))])
+    assert str(damaged) in str(caught.value)
+    assert not exceptions.exists(), exceptions.read_text()
+
+
+def _vocab(ids: list[Any]) -> pa.Table:
+    return pa.table({"item_id": ids, "index": pa.array(range(1, len(ids) + 1), pa.int32())})
+
+
+def test_translate_split_matches_items_by_original_id() -> None:
+    model_vocab = _vocab([10, 20, 30, 40])  # model indices 1..4
+    data_vocab = _vocab([30, 99, 10, 40])  # data index 2 (id 99) is unknown to the model
+    to_model = index_translation(model_vocab, data_vocab)
+    assert to_model.tolist() == [0, 3, 0, 1, 4]
+    rows = pa.table(
+        {
+            "user_id": [1, 2, 3],
+            "items": pa.array([[1, 2, 3], [2, 4], [4]], pa.list_(pa.int32())),
+            "actions": pa.array([[0, 1, 0], [0, 1], [0]], pa.list_(pa.int8())),
+            "target": pa.array([4, 1, 2], pa.int32()),
+            "heldout_rejected": pa.array([[2, 3], [], [1]], pa.list_(pa.int32())),
+        }
+    )
+    translated, unknown = translate_split(rows, to_model)
+    assert translated["user_id"].to_pylist() == [1, 2]  # user 3's target (id 99) unknown
+    assert translated["items"].to_pylist() == [[3, 1], [4]]
+    assert translated["actions"].to_pylist() == [[0, 0], [1]]
+    assert translated["target"].to_pylist() == [4, 3]
+    assert translated["heldout_rejected"].to_pylist() == [[1], []]
+    assert unknown == {"target": 1, "input": 2, "heldout_rejected": 1}
+
+
+def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
+    ray_session, tmp_path: Path
+) -> None:
+    """The comparison docs/results.md reports: a model trained without rejected items
+    scored on the held-out rejected items of the action-aware split of the same log."""
+    log = _generated_log(tmp_path, users=300, items=3000)
+    with_rejected, positives = tmp_path / "with-rejected", tmp_path / "positives"
+    prepare.run(PrepareConfig(events=str(log), out=str(with_rejected)))
+    mapping = tmp_path / "positives.yaml"
+    mapping.write_text(
+        yaml.safe_dump(
+            {
+                "events": {
+                    **{event: "positive" for event in ("click", "cart", "purchase")},
+                    **{event: "ignore" for event in ("skip", "dislike")},
+                }
+            }
+        )
+    )
+    prepare.run(PrepareConfig(events=str(log), out=str(positives), actions=str(mapping)))
+    model_data = load_prepared(str(positives))
+    assert model_data.num_items < load_prepared(str(with_rejected)).num_items
+    config = build_config(SMALL)
+    torch.manual_seed(0)
+    model = ActionAwareGSASRec(model_data.num_items, config.model)
+    saved = checkpoint.Checkpoint(
+        config=config,
+        num_items=model_data.num_items,
+        data_uri=str(positives),
+        state=TrainState(),
+        model_state=model.state_dict(),
+    )
+    checkpoint.save(saved, tmp_path / "ckpt")
+    own = evaluate.run(str(tmp_path / "ckpt"))
+    assert not any(key.startswith("unknown_to_model") for key in own)
+    other = evaluate.run(str(tmp_path / "ckpt"), str(with_rejected))
+    test_rows = load_prepared(str(with_rejected)).manifest["splits"]["test"]["rows"]
+    assert other["rows"] + other["unknown_to_model_target"] == test_rows
+    assert other["unknown_to_model_input"] > 0  # items only ever rejected
+    assert 0.0 <= other["rejected_in_top10"] <= 1.0
+    assert (
+        cli.main(["evaluate", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(with_rejected)])
+        == 0
+    )
