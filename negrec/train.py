@@ -65,15 +65,16 @@ BYTES_PER_POSITION = 4 * 8  # items, actions, targets, rejected as int64
 
 
 def training_data(prepared: Any, max_len: int, cache_limit_mib: int) -> Any:
-    """The training stream; small enough data is materialised once, because Ray Data
-    re-reads and re-transforms a streamed dataset every epoch (seconds of fixed
-    overhead per epoch even for a few thousand rows)."""
-    from negrec.data.loaders import train_dataset
+    """The training rows for Ray Train. Small enough data is built once on the driver
+    and held in the object store: Ray Data re-reads and re-transforms a streamed
+    dataset every epoch (seconds of fixed overhead per epoch even for a few thousand
+    rows), and its read tasks cost a worker start-up before the first epoch."""
+    from negrec.data.loaders import train_dataset, train_dataset_in_memory
 
-    dataset = train_dataset(prepared, max_len)
     rows = prepared.manifest["splits"]["train"]["rows"]
-    size = rows * max_len * BYTES_PER_POSITION
-    return dataset.materialize() if size <= cache_limit_mib << 20 else dataset
+    if rows * max_len * BYTES_PER_POSITION <= cache_limit_mib << 20:
+        return train_dataset_in_memory(prepared, max_len)
+    return train_dataset(prepared, max_len)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT)
     parser.add_argument("--keep-checkpoints", type=int, default=3)
     parser.add_argument("--max-failures", type=int, default=3)
+    parser.add_argument(
+        "--cache-limit-mib",
+        type=int,
+        default=TrainJob.model_fields["cache_limit_mib"].default,
+        help="hold the training rows in memory up to this size, else stream them from "
+        "storage every epoch (0 = always stream)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 
 
@@ -126,6 +134,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
         experiment=args.experiment,
         keep_checkpoints=args.keep_checkpoints,
         max_failures=args.max_failures,
+        cache_limit_mib=args.cache_limit_mib,
     )
 
 

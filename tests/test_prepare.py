@@ -200,6 +200,14 @@ def test_prepare_local_loaders_and_rerun(ray_session, synthetic_log, tmp_path, c
 
     assert np.array_equal(sorted_rows(streamed), sorted_rows(expected))
     assert (expected["targets"] > 0).any() and (expected["rejected"] > 0).any()
+    # The driver-built dataset (small data) holds exactly the streamed rows.
+    in_memory = list(
+        loaders.train_dataset_in_memory(prepared, MAX_LEN).iter_torch_batches(
+            batch_size=64, dtypes=torch.int64
+        )
+    )
+    held = {k: torch.cat([b[k] for b in in_memory]) for k in keys}
+    assert np.array_equal(sorted_rows(held), sorted_rows(expected))
 
     # In-process batches: shapes, deterministic per (seed, epoch), reshuffled per epoch.
     first = list(loaders.local_train_batches(prepared, 50, MAX_LEN, seed=1, epoch=0))

@@ -96,6 +96,31 @@ def train_dataset(prepared: PreparedData, max_len: int) -> ray.data.Dataset:
     )
 
 
+IN_MEMORY_BLOCK_ROWS = 4096
+
+
+def train_dataset_in_memory(prepared: PreparedData, max_len: int) -> ray.data.Dataset:
+    """The same rows as :func:`train_dataset`, built on the driver and put in the object
+    store as they are. For data that fits this skips Ray Data's read and map tasks,
+    whose worker start-up dominated a small run's start (17.5 s of a 1,500-row
+    ``negrec train``'s first minute, docs/benchmarks.md); blocks of
+    ``IN_MEMORY_BLOCK_ROWS`` rows keep the per-worker split even."""
+    import ray.data
+    from ray.data.extensions import ArrowTensorArray
+
+    table = read_split(prepared, "train")
+    if table is None:
+        raise NegrecError(f"{prepared.uri} has no training rows; re-run prepare on more data")
+    arrays = training_arrays(list_column(table["items"]), list_column(table["actions"]), max_len)
+    rows = pa.table({name: ArrowTensorArray.from_numpy(a) for name, a in arrays.items()})
+    return ray.data.from_arrow(
+        [
+            rows.slice(start, IN_MEMORY_BLOCK_ROWS)
+            for start in range(0, rows.num_rows, IN_MEMORY_BLOCK_ROWS)
+        ]
+    )
+
+
 def read_split(prepared: PreparedData, split: str) -> pa.Table | None:
     """One split's rows in manifest order (None when the split is empty)."""
     if split not in SPLIT_NAMES:
