@@ -162,7 +162,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
     options = StorageOptions.from_env()
     storage.configure_environment(options)
     prepared = load_prepared(job.data, options)
-    check_evaluation_splits(prepared.manifest, job.data)
+    check_evaluation_splits(prepared.manifest, job.data, minimum=1)
     uri = tracking.resolve_tracking_uri(job.tracking_uri)
     tracking.check_reachable(uri)
     ensure_ray()

@@ -175,7 +175,7 @@ def run(job: TuneJob) -> dict[str, Any]:
     options = StorageOptions.from_env()
     storage.configure_environment(options)
     prepared = load_prepared(job.data, options)
-    check_evaluation_splits(prepared.manifest, job.data)
+    check_evaluation_splits(prepared.manifest, job.data, minimum=1)
     uri = tracking.resolve_tracking_uri(job.tracking_uri)
     tracking.check_reachable(uri)
     _check_same_plan(storage.join(job.storage, job.name), plan)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import random
+import re
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 
 from negrec import storage
 from negrec.config import ConfigError
-from negrec.data import adapters
+from negrec.data import readers
 from negrec.data.actions import build_mapping, load_mapping
 from negrec.data.adapters import discover, iter_normalised, normalise, read_file
 from negrec.errors import NegrecError
@@ -289,7 +292,7 @@ def test_empty_lines_are_counted_and_row_numbers_stay_exact(tmp_path):
 
 def test_row_numbers_stay_exact_across_batches_around_rejected_rows(tmp_path, monkeypatch):
     """The CSV parser reads ahead; rejected rows must still shift later rows exactly."""
-    monkeypatch.setattr(adapters, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 4096)
     lines, expected = [], []
     for row in range(1, 20_001):
         if row % 97 == 0:
@@ -355,7 +358,9 @@ def test_empty_file_yields_no_rows(tmp_path):
 def test_not_a_parquet_file(tmp_path):
     _write(tmp_path / "fake.parquet", "not parquet at all")
     spec = discover(str(tmp_path), "table", None)
-    with pytest.raises(NegrecError, match=r"fake\.parquet: not a readable Parquet file"):
+    with pytest.raises(
+        NegrecError, match=r"fake\.parquet: cannot read as Parquet: Parquet magic bytes"
+    ):
         list(read_file(spec, spec.files[0], None))
 
 
@@ -392,3 +397,153 @@ def test_actions_file_overrides_the_default_key_by_key(tmp_path):
     assert dropped == {"ignored_event": 4} and table.num_rows == 3
     with pytest.raises(ConfigError, match="cannot read action mapping"):
         load_mapping("retailrocket", tmp_path / "missing.yaml")
+
+
+# --- table files: headerless CSV, TSV, JSON lines; files that are no table at all ----
+
+EVENTS_MAP = (
+    "columns: {user_id: u, item_id: i, timestamp: t, event: e}\n"
+    "events: {a: positive, b: negative}\n"
+)
+
+
+def test_headerless_csv_takes_column_order_and_counts_rows_from_line_one(tmp_path):
+    path = _write(tmp_path / "log.csv", "5,1,100,a\n5,2,200,b\n5,3,300\n6,1,400,a\n")
+    actions = _write(
+        tmp_path / "m.yaml", EVENTS_MAP + "header: false\ncolumn_order: [u, i, t, e]\n"
+    )
+    with pytest.raises(NegrecError) as caught:
+        _load(path, "table", actions)
+    assert f"{path}, row 3: malformed row '5,3,300'" in str(caught.value)
+    assert "CSV without a header, columns u,i,t,e (column_order)" in str(caught.value)
+    path = _write(tmp_path / "log.csv", "5,1,100,a\n5,2,200,b\n6,1,400,a\n")
+    table, dropped, rows_in = _load(path, "table", actions)
+    assert rows_in == 3 and dropped == {}
+    assert _rows(table, "user_id", "item_id", "timestamp", "action", "row") == [
+        (5, 1, 100_000, POS, 1),
+        (5, 2, 200_000, NEG, 2),
+        (6, 1, 400_000, POS, 3),
+    ]
+
+
+def test_tsv_has_a_header_and_delimiter_sets_another_separator(tmp_path):
+    _write(tmp_path / "a.tsv", "u\ti\tt\te\n5\t1\t100\ta\n")
+    actions = _write(tmp_path / "m.yaml", EVENTS_MAP)
+    assert _rows(_load(tmp_path / "a.tsv", "table", actions)[0], "item_id", "row") == [(1, 1)]
+    _write(tmp_path / "b.csv", "u;i;t;e\n5;2;200;b\n")
+    semicolon = _write(tmp_path / "s.yaml", EVENTS_MAP + "delimiter: ';'\n")
+    assert _rows(_load(tmp_path / "b.csv", "table", semicolon)[0], "item_id", "action") == [
+        (2, NEG)
+    ]
+
+
+def test_jsonl_keeps_string_ids_and_numbers_rows_by_line(tmp_path):
+    text = (
+        '{"u": "007", "i": "p1", "t": 100, "e": "a"}\n'
+        "\n"
+        '{"u": "007", "i": "p2", "t": 200, "e": "b", "extra": [1, 2]}\n'
+        '{"u": "",    "i": "p3", "t": 300, "e": "a"}\n'
+    )
+    with gzip.open(tmp_path / "log.jsonl.gz", "wt") as packed:
+        packed.write(text)
+    actions = _write(tmp_path / "m.yaml", EVENTS_MAP + "ids: string\n")
+    table, dropped, rows_in = _load(tmp_path, "table", actions)
+    assert rows_in == 4 and dropped == {"empty_row": 1, "null_id": 1}
+    assert _rows(table, "user_id", "item_id", "action", "row") == [
+        ("007", "p1", POS, 1),
+        ("007", "p2", NEG, 3),
+    ]
+
+
+def test_jsonl_pieces_infer_their_own_types_and_keep_line_numbers(tmp_path, monkeypatch):
+    """A field missing or null in the first lines, and blank lines across pieces."""
+    monkeypatch.setattr(readers, "JSON_BLOCK_BYTES", 64)
+    lines = ['{"u": 1, "i": 1, "t": 1, "e": "a"}', "", '{"u": 1, "i": 2, "t": null, "e": "a"}']
+    lines += [f'{{"u": 2, "i": {n}, "t": {n}, "e": "b", "late": "x"}}' for n in range(3, 9)]
+    path = _write(tmp_path / "log.ndjson", "\n".join(lines) + "\n\n")
+    actions = _write(tmp_path / "m.yaml", EVENTS_MAP + "on_bad_row: quarantine\n")
+    table, dropped, rows_in = _load(path, "table", actions)
+    assert rows_in == 10 and dropped == {"empty_row": 2, "null_timestamp": 1}
+    assert _rows(table, "row") == [(1,), *((n + 1,) for n in range(3, 9))]
+
+
+def test_invalid_json_names_the_line(tmp_path):
+    path = _write(tmp_path / "log.jsonl", '{"u": 1}\n\n{"u": 2}\n{"u": 3,}\n')
+    with pytest.raises(NegrecError) as caught:
+        _load(path, "table", _write(tmp_path / "m.yaml", EVENTS_MAP))
+    assert str(caught.value).startswith(
+        f"{path}, row 4: cannot read as JSON lines (one JSON object per line): JSON parse "
+        "error: Missing a name for object member. Fix: check --format"
+    )
+    path = _write(tmp_path / "log.jsonl", '{"u": 1}\n{"u": "x"}\n')
+    with pytest.raises(NegrecError, match=r"row 2: .*changed from number to string.*one JSON type"):
+        _load(path, "table", _write(tmp_path / "m.yaml", EVENTS_MAP))
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "layout"),
+    [
+        ("log.csv", "table", "CSV with a header row"),
+        ("log.tsv.gz", "table", r"TSV \(tab-separated\) with a header row"),
+        ("log.jsonl", "table", r"JSON lines \(one JSON object per line\)"),
+        ("log.parquet", "table", "Parquet"),
+        ("ratings.dat", "movielens", "UserID::MovieID::Rating::Timestamp, no header"),
+        ("ratings.csv", "movielens-csv", "header userId,movieId,rating,timestamp"),
+    ],
+)
+def test_random_bytes_are_one_short_error_naming_file_and_layout(tmp_path, name, fmt, layout):
+    path = tmp_path / name
+    data = random.Random(3).randbytes(5000)
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with pytest.raises(NegrecError) as caught:
+        _load(path, fmt)
+    message = str(caught.value)
+    assert re.match(rf"{re.escape(str(path))}: cannot read as {layout}: ", message), message
+    assert "\n" not in message and len(message) - len(str(path)) < 240
+
+
+def test_truncated_parquet_is_named(tmp_path):
+    pq.write_table(pa.table({"user_id": [1, 2], "item_id": [3, 4]}), tmp_path / "t.parquet")
+    (tmp_path / "t.parquet").write_bytes((tmp_path / "t.parquet").read_bytes()[:-9])
+    with pytest.raises(NegrecError, match=r"t\.parquet: cannot read as Parquet: .*footer"):
+        _load(tmp_path, "table")
+
+
+def test_times_before_1970_and_more_than_a_day_ahead_are_dropped_and_counted(tmp_path):
+    now = int(time.time())
+    rows = [(1, 100), (2, -1), (3, -86_400), (4, now + 3_600), (5, now + 2 * 86_400)]
+    path = _write(tmp_path / "log.csv", "u,i,t,e\n" + "".join(f"{u},1,{t},a\n" for u, t in rows))
+    table, dropped, rows_in = _load(path, "table", _write(tmp_path / "m.yaml", EVENTS_MAP))
+    assert dropped == {"timestamp_before_1970": 2, "timestamp_in_future": 1}
+    assert rows_in == 5 and _rows(table, "user_id") == [(1,), (4,)]
+
+
+def test_table_discovery_reads_every_table_suffix(tmp_path):
+    for name in ("a.csv", "b.tsv.gz", "c.jsonl", "d.ndjson.zst", "e.parquet", "f.csv.bz2"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not an event file")
+    spec = discover(str(tmp_path), "table", None)
+    names = [uri.rsplit("/", 1)[-1] for uri in spec.files]
+    assert names == ["a.csv", "b.tsv.gz", "c.jsonl", "d.ndjson.zst", "e.parquet", "f.csv.bz2"]
+    assert spec.layouts == ["csv", "tsv", "jsonl", "jsonl", "parquet", "csv"]
+
+
+def test_layout_keys_are_validated_and_named():
+    with pytest.raises(ConfigError, match=r"column_order: .*header: false needs column_order"):
+        build_mapping({"events": {"a": "positive"}, "header": False})
+    with pytest.raises(ConfigError, match=r"column_order: .*add header: false"):
+        build_mapping({"events": {"a": "positive"}, "column_order": ["a"]})
+    with pytest.raises(ConfigError, match=r"column_order: .*no column 'event' \(columns\.event\)"):
+        build_mapping(
+            {"events": {}, "header": False, "column_order": ["user_id", "item_id", "timestamp"]}
+        )
+    with pytest.raises(ConfigError, match=r"column_order: .*names 'ts' more than once"):
+        build_mapping({"events": {}, "header": False, "column_order": ["ts", "ts"]})
+    with pytest.raises(ConfigError, match=r"delimiter: .*one character"):
+        build_mapping({"events": {}, "delimiter": "::"})
+
+
+def test_layout_keys_are_refused_for_a_fixed_layout(tmp_path):
+    actions = _write(tmp_path / "a.yaml", "header: false\n")
+    with pytest.raises(ConfigError, match=r"header: only --format table reads this key"):
+        load_mapping("movielens-csv", actions)

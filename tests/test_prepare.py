@@ -131,7 +131,8 @@ def test_leave_one_out_on_a_hand_made_log(ray_session, hand_made, tmp_path, caps
     code, stdout, stderr = run_cli(
         [
             *("prepare", "--events", events, "--format", "table", "--actions", actions),
-            *("--out", out, "--set", "val_users=0", "--set", "partitions=2", "--json"),
+            *("--out", out, "--set", "val_users=0", "--set", "min_eval_users=0"),
+            *("--set", "partitions=2", "--json"),
         ],
         capsys,
     )
@@ -253,6 +254,7 @@ def test_failed_run_keeps_the_old_output_and_missing_manifest_is_refused(
     events, actions = hand_made
     out = str(tmp_path / "prepared")
     base = ["prepare", "--events", events, "--format", "table", "--out", out]
+    base += ["--set", "min_eval_users=0"]  # two users: no validation split
     assert run_cli([*base, "--actions", actions, "--set", "partitions=2"], capsys)[0] == 0
     before = Path(out, MANIFEST).read_text()
     Path(actions).write_text(ACTIONS.replace("skip: negative", "other: negative"))

@@ -113,7 +113,7 @@ def test_prepare_refuses_an_empty_validation_split(ray_session, tmp_path: Path) 
         prepare.run(PrepareConfig(events=str(log), out=str(out)))
     message = str(caught.value)
     assert "the validation split has 0 users" in message
-    assert "val_fraction=0.1" in message and "min_eval_users=1" in message
+    assert "val_fraction=0.1" in message and "minimum of 1 (min_eval_users)" in message
     assert not (out / "manifest.json").exists()
     manifest = prepare.run(PrepareConfig(events=str(log), out=str(out), val_fraction=0.5))
     assert manifest["splits"]["val"]["rows"] >= 1 and (out / "manifest.json").exists()

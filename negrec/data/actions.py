@@ -11,7 +11,11 @@ Each input format ships a default mapping, ``negrec/data/mappings/<format>.yaml`
 * ``events`` (event value -> positive | negative | ignore) *or* ``ratings`` (ordered
   rules ``{min, max, action}``, bounds inclusive, first match wins);
 * ``on_bad_row``: ``error`` (default: stop at the first unparsable row) or
-  ``quarantine`` (drop such rows and count them by reason).
+  ``quarantine`` (drop such rows and count them by reason);
+* ``header``, ``column_order``, ``delimiter``: how a ``table`` CSV/TSV file is laid
+  out (the public formats' layouts are fixed, so only ``table`` accepts them).
+
+docs/prepare.md ("Action mapping file") documents every key with an example.
 
 Why typed and strict: a misspelt key or an unknown action silently mislabelling
 millions of events is the failure this file exists to prevent.
@@ -27,8 +31,10 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -48,6 +54,8 @@ FORMATS = (
 )
 PRESPLIT_FORMATS = ("sasrec",)
 """Formats that carry their own split and no actions (``negrec.data.presplit``)."""
+TABLE_LAYOUT_KEYS = ("header", "column_order", "delimiter")
+"""Keys that describe a ``table`` text file; every other format's layout is fixed."""
 
 
 class _Strict(BaseModel):
@@ -89,6 +97,9 @@ class ActionMapping(_Strict):
     events: dict[str, Action] | None = None
     ratings: list[RatingRule] | None = None
     on_bad_row: Literal["error", "quarantine"] = "error"
+    header: bool = True
+    column_order: list[str] | None = Field(None, validate_default=True)
+    delimiter: str | None = None
     _source: str = PrivateAttr(default="<inline mapping>")
 
     @field_validator("events", mode="before")
@@ -101,6 +112,56 @@ class ActionMapping(_Strict):
                         f"event value {key!r} is not a string; quote it in YAML, "
                         f'e.g. "{key}": positive'
                     )
+        return value
+
+    @field_validator("column_order")
+    @classmethod
+    def _names_every_mapped_column(
+        cls, order: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        """A headerless file's names must cover the mapped columns: checked here, with
+        the key named, rather than as a 'missing column' once the file is being read."""
+        if info.data.get("header", True):
+            if order is not None:
+                raise ValueError(
+                    "names the columns of a file without a header: add header: false "
+                    "(or drop column_order to take the names from the header row)"
+                )
+            return order
+        if not order:
+            raise ValueError(
+                "header: false needs column_order, the column names in file order, "
+                "e.g. [user_id, item_id, timestamp, event]"
+            )
+        twice = sorted({name for name in order if order.count(name) > 1})
+        if twice:
+            raise ValueError(f"names {', '.join(map(repr, twice))} more than once")
+        columns = info.data.get("columns", Columns())
+        fields = ["user_id", "item_id", "timestamp"]
+        if info.data.get("ratings") is not None:
+            fields.append("rating")
+        elif info.data.get("events") is not None:
+            fields.append("event")
+        missing = [
+            f"'{getattr(columns, field)}' (columns.{field})"
+            for field in fields
+            if getattr(columns, field) not in order
+        ]
+        if missing:
+            raise ValueError(
+                f"has no column {', '.join(missing)}: list it, or map that field under "
+                "columns: to one of the names in column_order"
+            )
+        return order
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in '\n\r"'):
+            raise ValueError(
+                "must be one character other than a quote or line break, e.g. ';', '|' "
+                'or "\\t" (tab)'
+            )
         return value
 
     @model_validator(mode="after")
@@ -176,6 +237,24 @@ def load_mapping(format: str, path: str | Path | None = None) -> ActionMapping:
     values = _read_yaml(default_path)
     source = str(default_path)
     if path is not None:
-        values = _overlay(values, _read_yaml(Path(path)))
+        override = _read_yaml(Path(path))
         source = f"{path} (over the {format} defaults in {default_path})"
+        _check_layout_keys(format, override, source)
+        values = _overlay(values, override)
     return build_mapping(values, source)
+
+
+def _check_layout_keys(format: str, override: dict[str, Any], source: str) -> None:
+    """A layout key for a format whose layout is fixed would be silently ignored."""
+    given = [key for key in TABLE_LAYOUT_KEYS if key in override]
+    if format != "table" and given:
+        raise ConfigError(
+            f"invalid action mapping ({source}):\n  {given[0]}: only --format table reads "
+            f"this key; the {format} file layout is fixed (docs/prepare.md, Formats)"
+        )
+
+
+def default_mapping_text(format: str) -> str:
+    """The packaged default mapping of ``format``, comments included (a starting point
+    for an ``--actions`` file)."""
+    return default_mapping_path(format).read_text()

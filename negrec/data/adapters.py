@@ -5,8 +5,9 @@ Ray task; :func:`iter_normalised` chains them):
 
 * :func:`discover` finds the files of a format under a URI, in read order;
 * :func:`read_file` streams one file as record batches in bounded memory: the
-  *physical* layout (delimiters, header, compression, Parquet) is decoded, values stay
-  raw strings (CSV) or native types (Parquet) under the source's column names;
+  *physical* layout (delimiters, header, compression, JSON lines, Parquet) is decoded,
+  values stay raw strings (CSV) or native types (JSON, Parquet) under the source's
+  column names (both live in ``negrec.data.readers`` and are re-exported here);
 * :func:`normalise` applies an :class:`~negrec.data.actions.ActionMapping`: picks the
   columns, parses ids and timestamps, maps events or ratings to actions and counts
   every dropped row by reason. It is vectorised (pyarrow.compute and numpy); no
@@ -20,23 +21,25 @@ Canonical columns of :class:`NormalisedBatch.table`:
 ``timestamp``         int64 milliseconds since the epoch (UTC)
 ``action``            int8: 0 positive, 1 negative
 ``file_index``        int32: position of the file in ``SourceSpec.files``
-``row``               int64: 1-based data row within the file (the header is not a row),
-                      so that ties in time keep file order and messages name the row
+``row``               int64: 1-based data row within the file (the header is not a row;
+                      for JSON lines, the line), so that ties in time keep file order
+                      and messages name the row
 ====================  ====================================================================
 
 Every input row is either kept or counted in ``dropped`` under one reason, so
 ``rows_in == table.num_rows + sum(dropped.values())``. Reasons that mean the row is
 broken (``malformed_row``, ``unparsable_*``, ``null_timestamp``, ``null_event``,
 ``null_rating``) stop the run unless the mapping says ``on_bad_row: quarantine``;
-the others (``empty_row``, ``null_id``, ``negative_id``, ``ignored_event``,
-``ignored_rating``) are ordinary filtering. An event value or rating the mapping does
-not cover always stops the run: guessing would mislabel data.
+the others (``empty_row``, ``null_id``, ``negative_id``, ``timestamp_before_1970``,
+``timestamp_in_future``, ``ignored_event``, ``ignored_rating``) are ordinary
+filtering. An event value or rating the mapping does not cover always stops the run:
+guessing would mislabel data.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,81 +47,29 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from negrec import storage as store
-from negrec.data.actions import ACTION_CODES, FORMATS, ActionMapping
+from negrec.data.actions import ACTION_CODES, ActionMapping
+from negrec.data.readers import (
+    MALFORMED_COLUMN,
+    META_FILE_INDEX,
+    META_LAYOUT,
+    META_SKIPPED,
+    SourceSpec,
+    discover,
+    read_file,
+)
 from negrec.errors import NegrecError
 from negrec.storage import StorageOptions
 
-CSV_BLOCK_BYTES = 16 << 20
-PARQUET_BATCH_ROWS = 1 << 18
-MAX_TEXT = 200  # characters of a malformed row quoted in a message
-
-_META_FILE_INDEX = b"negrec.file_index"
-_META_SKIPPED = b"negrec.skipped"
-_META_LAYOUT = b"negrec.layout"
-MALFORMED_COLUMN = "_malformed"  # optional bool column: the reader found the row broken
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How the bytes of one kind of file are laid out."""
-
-    kind: str  # "csv" or "parquet"
-    describe: str  # for messages: the public layout
-    names: tuple[str, ...] | None = None  # column names of a headerless file
-    delimiter: str = ","
-    quoted: bool = True
-    event: str | None = None  # constant event value of every row (YOOCHOOSE files)
-
-
-_ML_SEPARATORS = ("::1", "::2", "::3")
-LAYOUTS: dict[str, Layout] = {
-    "movielens": Layout(
-        "csv",
-        "UserID::MovieID::Rating::Timestamp, no header",
-        names=("UserID", "::1", "MovieID", "::2", "Rating", "::3", "Timestamp"),
-        delimiter=":",
-        quoted=False,
-    ),
-    "movielens-csv": Layout("csv", "header userId,movieId,rating,timestamp"),
-    "retailrocket": Layout("csv", "header timestamp,visitorid,event,itemid,transactionid"),
-    "yoochoose-clicks": Layout(
-        "csv",
-        "session_id,timestamp,item_id,category, no header",
-        names=("session_id", "timestamp", "item_id", "category"),
-        quoted=False,
-        event="click",
-    ),
-    "yoochoose-buys": Layout(
-        "csv",
-        "session_id,timestamp,item_id,price,quantity, no header",
-        names=("session_id", "timestamp", "item_id", "price", "quantity"),
-        quoted=False,
-        event="buy",
-    ),
-    "csv": Layout("csv", "CSV with a header row"),
-    "parquet": Layout("parquet", "Parquet"),
-}
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """What ``read_file`` needs to read one format: its files (sorted, in read order)
-    and the layout of each (``layouts[i]`` is a key of ``LAYOUTS``)."""
-
-    format: str
-    files: list[str]
-    layouts: list[str]
-
-    def layout_of(self, file_uri: str) -> tuple[int, Layout]:
-        try:
-            index = self.files.index(file_uri)
-        except ValueError:
-            raise NegrecError(f"{file_uri} is not one of the discovered files") from None
-        return index, LAYOUTS[self.layouts[index]]
+__all__ = [
+    "BAD_ROW_REASONS",
+    "NormalisedBatch",
+    "SourceSpec",
+    "discover",
+    "iter_normalised",
+    "normalise",
+    "read_file",
+]
 
 
 @dataclass(frozen=True)
@@ -132,245 +83,6 @@ class NormalisedBatch:
     @property
     def rows_kept(self) -> int:
         return self.table.num_rows
-
-
-# --- discover -----------------------------------------------------------------------
-
-_GZ = (".gz", ".bz2", ".zst")
-
-
-def _with_compression(*suffixes: str) -> tuple[str, ...]:
-    return tuple(s + c for s in suffixes for c in ("", *_GZ))
-
-
-def _named(files: list[str], prefix: str, suffixes: tuple[str, ...]) -> list[str]:
-    """Files whose base name starts with ``prefix`` and ends with one of ``suffixes``."""
-    return [f for f in files if f.rsplit("/", 1)[-1].startswith(prefix) and f.endswith(suffixes)]
-
-
-def _endswith(files: list[str], suffixes: tuple[str, ...]) -> list[str]:
-    return [f for f in files if f.rsplit("/", 1)[-1].endswith(suffixes)]
-
-
-def discover(events_uri: str, format: str, storage: StorageOptions | None = None) -> SourceSpec:
-    """The files of ``format`` under ``events_uri`` (a file or a directory/prefix)."""
-    if format not in FORMATS:
-        raise NegrecError(f"unknown --format '{format}'; choose one of {', '.join(FORMATS)}")
-    is_file = store.file_info(events_uri, storage).is_file
-    files = store.list_files(events_uri, options=storage)
-
-    def need(found: list[str], what: str) -> list[str]:
-        if not found:
-            raise NegrecError(
-                f"no {what} found at {events_uri}: point --events at the file or the "
-                f"directory that holds it (format {format}), or choose the right --format"
-            )
-        return found
-
-    if format == "movielens":
-        chosen = files if is_file else _named(files, "ratings", _with_compression(".dat"))
-        return SourceSpec(
-            format, need(chosen, "MovieLens ratings.dat"), ["movielens"] * len(chosen)
-        )
-    if format == "movielens-csv":
-        chosen = files if is_file else _named(files, "ratings", _with_compression(".csv"))
-        return SourceSpec(
-            format, need(chosen, "MovieLens ratings.csv"), ["movielens-csv"] * len(chosen)
-        )
-    if format == "retailrocket":
-        chosen = files if is_file else _named(files, "events", _with_compression(".csv"))
-        return SourceSpec(
-            format, need(chosen, "RetailRocket events.csv"), ["retailrocket"] * len(chosen)
-        )
-    if format == "yoochoose":
-        clicks = need(_endswith(files, _with_compression("clicks.dat")), "YOOCHOOSE clicks.dat")
-        buys = need(_endswith(files, _with_compression("buys.dat")), "YOOCHOOSE buys.dat")
-        return SourceSpec(
-            format,
-            clicks + buys,
-            ["yoochoose-clicks"] * len(clicks) + ["yoochoose-buys"] * len(buys),
-        )
-    if format == "synthetic":
-        if not store.exists(store.join(events_uri, "generator.json"), storage):
-            raise NegrecError(
-                f"{events_uri} holds no generator.json, so it is not a finished "
-                "`negrec generate` output; rerun negrec generate --out with this URI"
-            )
-        chosen = need(
-            store.list_files(store.join(events_uri, "events"), ".parquet", storage),
-            "events/part-*.parquet",
-        )
-        return SourceSpec(format, chosen, ["parquet"] * len(chosen))
-    tables = files if is_file else _endswith(files, (".parquet", *_with_compression(".csv")))
-    tables = need(tables, "Parquet or CSV files")
-    return SourceSpec(
-        format, tables, ["parquet" if f.endswith(".parquet") else "csv" for f in tables]
-    )
-
-
-# --- read_file ----------------------------------------------------------------------
-
-
-def _header(file_uri: str, layout: Layout, options: StorageOptions | None) -> list[str] | None:
-    """Column names from the first line, or None for an empty file."""
-    with (
-        store.open_input_stream(file_uri, options) as stream,
-        store.translate_errors(file_uri, "read", options),
-    ):
-        head = b""
-        while b"\n" not in head:
-            chunk = stream.read(1 << 16)
-            if not chunk:
-                break
-            head += chunk
-    line = head.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
-    if not line.strip():
-        return None
-    names = pacsv.read_csv(
-        io.BytesIO(line + b"\n"),
-        parse_options=pacsv.ParseOptions(delimiter=layout.delimiter),
-        convert_options=pacsv.ConvertOptions(column_types={}),
-    ).column_names
-    return list(names)
-
-
-class _SkippedRows:
-    """Rows the CSV parser rejected (wrong field count), handed to the batch they sit in.
-
-    The parser reads ahead, so a rejected row may be reported before the batch that
-    precedes it is delivered; rows are therefore attributed by position, not by time.
-    """
-
-    def __init__(self, header_lines: int) -> None:
-        self.header_lines = header_lines
-        self.rows: list[tuple[int, str]] = []
-        self.given = 0
-        self.kept_before = 0
-
-    def handler(self, row: Any) -> str:
-        self.rows.append((int(row.number) - self.header_lines, row.text[:MAX_TEXT]))
-        return "skip"
-
-    def take(self, kept: int, final: bool = False) -> list[tuple[int, str]]:
-        """The rejected rows up to the last of the next ``kept`` rows (all, if final)."""
-        self.rows.sort()
-        end = self.given
-        if final:
-            end = len(self.rows)
-        elif kept:
-            # Row number of the batch's last row: its rank among kept rows, pushed one
-            # further by every rejected row at or before it.
-            last = self.kept_before + kept + self.given
-            while end < len(self.rows) and self.rows[end][0] <= last:
-                last += 1
-                end += 1
-        self.kept_before += kept
-        taken, self.given = self.rows[self.given : end], end
-        return taken
-
-
-def _stamp(batch: pa.RecordBatch, file_index: int, layout: Layout, skipped: list) -> pa.RecordBatch:
-    metadata = {
-        _META_FILE_INDEX: str(file_index).encode(),
-        _META_LAYOUT: layout.describe.encode(),
-        _META_SKIPPED: json.dumps(skipped).encode(),
-    }
-    return batch.replace_schema_metadata(metadata)
-
-
-def _finish_csv_batch(batch: pa.RecordBatch, layout: Layout) -> pa.RecordBatch:
-    """Reader-level fixes: MovieLens separator check, constant YOOCHOOSE event column."""
-    if layout.names and layout.names[1:2] == ("::1",):
-        extra = [pc.is_valid(batch.column(name)) for name in _ML_SEPARATORS]
-        broken = pc.or_(pc.or_(extra[0], extra[1]), extra[2])
-        keep = [n for n in batch.schema.names if n not in _ML_SEPARATORS]
-        batch = pa.RecordBatch.from_arrays(
-            [batch.column(n) for n in keep] + [broken], names=[*keep, MALFORMED_COLUMN]
-        )
-    if layout.event is not None:
-        events = pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(batch.num_rows, dtype=np.int8)), pa.array([layout.event])
-        )
-        batch = pa.RecordBatch.from_arrays(
-            [*batch.columns, events], names=[*batch.schema.names, "event"]
-        )
-    return batch
-
-
-def _read_csv(
-    file_uri: str, file_index: int, layout: Layout, options: StorageOptions | None
-) -> Iterator[pa.RecordBatch]:
-    names = list(layout.names) if layout.names else _header(file_uri, layout, options)
-    if names is None:
-        return
-    skipped = _SkippedRows(header_lines=0 if layout.names else 1)
-    read_options = pacsv.ReadOptions(
-        use_threads=False,
-        block_size=CSV_BLOCK_BYTES,
-        column_names=list(layout.names) if layout.names else None,
-    )
-    parse_options = pacsv.ParseOptions(
-        delimiter=layout.delimiter,
-        quote_char='"' if layout.quoted else False,
-        ignore_empty_lines=False,
-        invalid_row_handler=skipped.handler,
-    )
-    convert_options = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in names}, strings_can_be_null=True
-    )
-    with (
-        store.open_input_stream(file_uri, options) as stream,
-        store.translate_errors(file_uri, "read", options),
-    ):
-        try:
-            reader = pacsv.open_csv(stream, read_options, parse_options, convert_options)
-            schema = reader.schema
-            for batch in reader:
-                taken = skipped.take(batch.num_rows)
-                yield _stamp(_finish_csv_batch(batch, layout), file_index, layout, taken)
-        except pa.ArrowInvalid as error:
-            if "Empty CSV file" in str(error):
-                return
-            raise NegrecError(
-                f"{file_uri}: cannot parse as {layout.describe}: {error}. Fix: check "
-                "--format, that the file is UTF-8 text, and that it is not truncated"
-            ) from None
-        rest = skipped.take(0, final=True)
-        if rest:
-            empty = pa.RecordBatch.from_pylist([], schema=schema)
-            yield _stamp(_finish_csv_batch(empty, layout), file_index, layout, rest)
-
-
-def _read_parquet(
-    file_uri: str, file_index: int, layout: Layout, options: StorageOptions | None
-) -> Iterator[pa.RecordBatch]:
-    with (
-        store.open_input_file(file_uri, options) as handle,
-        store.translate_errors(file_uri, "read", options),
-    ):
-        try:
-            parquet = pq.ParquetFile(handle)
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-                yield _stamp(batch, file_index, layout, [])
-        except pa.ArrowInvalid as error:
-            raise NegrecError(
-                f"{file_uri}: not a readable Parquet file ({error}). Fix: check the file "
-                "or choose the right --format"
-            ) from None
-
-
-def read_file(
-    spec: SourceSpec, file_uri: str, storage: StorageOptions | None = None
-) -> Iterator[pa.RecordBatch]:
-    """Stream one file as raw-but-typed batches (strings for text, native for Parquet).
-
-    Memory stays at about one CSV block (16 MiB) or one Parquet batch. Batches carry
-    schema metadata that :func:`normalise` needs (file index, layout, rows the parser
-    rejected), so pass them on unchanged.
-    """
-    file_index, layout = spec.layout_of(file_uri)
-    reader = _read_parquet if layout.kind == "parquet" else _read_csv
-    yield from reader(file_uri, file_index, layout, storage)
 
 
 # --- parsing helpers ----------------------------------------------------------------
@@ -410,8 +122,18 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
+def _empty_as_null(values: pa.Array) -> pa.Array:
+    """Empty text as missing: the CSV reader reads an empty field as null, and JSON
+    lines or Parquet text must count the same (``null_id``, ``null_event``, ...)."""
+    if not _is_text(values.type):
+        return values
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+
+
 def _decoded(values: pa.Array) -> pa.Array:
-    return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    return _empty_as_null(values)
 
 
 class _SchemaError(Exception):
@@ -422,8 +144,7 @@ def _parse_ids(values: pa.Array, ids: str) -> pa.Array:
     t = values.type
     if ids == "string":
         if _is_text(t):
-            text = pc.cast(values, pa.string())
-            return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+            return pc.cast(values, pa.string())
         if pa.types.is_integer(t):
             return pc.cast(values, pa.string())
         raise _SchemaError(f"type {t} (expected strings or integers)")
@@ -490,6 +211,10 @@ def _nulls(array: pa.Array) -> np.ndarray:
 
 
 # --- normalise ----------------------------------------------------------------------
+
+FUTURE_SLACK_MS = 86_400_000
+"""A time more than a day after the clock is no real event, most often a wrong
+``timestamp_unit`` (ms read as s); such rows are dropped as ``timestamp_in_future``."""
 
 # Reasons in priority order: a row dropped for several is counted under the first.
 BAD_ROW_REASONS = (
@@ -593,7 +318,8 @@ def _check_columns(
             f"{file_uri}, header: missing column(s) {', '.join(missing)}. Expected layout: "
             f"{layout}; columns needed: {needed}; found: {found}. Fix: use the format's "
             f"exact layout, choose the right --format, or name your columns under "
-            f"'columns:' in an --actions file (mapping: {mapping.source})"
+            f"'columns:' in an --actions file (a table file without a header: header: "
+            f"false and column_order) (mapping: {mapping.source})"
         )
     return wanted
 
@@ -668,21 +394,18 @@ def normalise(
     does this), so that rows the parser rejected keep later row numbers exact.
     """
     metadata = batch.schema.metadata or {}
-    if _META_FILE_INDEX not in metadata:
+    if META_FILE_INDEX not in metadata:
         raise ValueError("normalise expects batches straight from read_file (metadata missing)")
-    file_index = int(metadata[_META_FILE_INDEX])
-    layout = metadata.get(_META_LAYOUT, b"").decode()
-    skipped = [
-        (int(row), str(text)) for row, text in json.loads(metadata.get(_META_SKIPPED, b"[]"))
-    ]
+    file_index = int(metadata[META_FILE_INDEX])
+    layout = metadata.get(META_LAYOUT, b"").decode()
+    skipped = [(int(row), str(text)) for row, text in json.loads(metadata.get(META_SKIPPED, b"[]"))]
     wanted = _check_columns(batch, mapping, file_uri, layout)
     count = batch.num_rows
     rows = _row_numbers(first_row, count, [row for row, _ in skipped])
     ctx = _Context(batch, mapping, file_uri, layout, rows)
     column = {field: batch.column(source) for field, source in wanted.items()}
-    for field in ("user_id", "item_id", "timestamp", "rating"):
-        if field in column:
-            column[field] = _decoded(column[field])
+    for field, values in column.items():  # events stay encoded: mapped per distinct value
+        column[field] = _empty_as_null(values) if field == "event" else _decoded(values)
 
     reason = np.zeros(count, dtype=np.int8)  # 0 = kept, else 1 + index in REASONS
     reasons: list[str] = []
@@ -715,6 +438,9 @@ def normalise(
     timestamp, overflow = parse("timestamp", _parse_timestamp, mapping.timestamp_unit)
     drop("null_timestamp", _nulls(column["timestamp"]))
     drop("unparsable_timestamp", _nulls(timestamp) | overflow)
+    drop("timestamp_before_1970", _mask(pc.less(timestamp, 0).fill_null(False)))
+    horizon = int(time.time() * 1000) + FUTURE_SLACK_MS
+    drop("timestamp_in_future", _mask(pc.greater(timestamp, horizon).fill_null(False)))
     value_field = mapping.value_column
     drop(f"null_{value_field}", _nulls(column[value_field]))
     if value_field == "rating":
@@ -767,7 +493,7 @@ def iter_normalised(
 ) -> Iterator[NormalisedBatch]:
     """read_file + normalise for one file, with row numbers kept exact across batches."""
     first_row = 1
-    for batch in read_file(spec, file_uri, storage):
+    for batch in read_file(spec, file_uri, storage, mapping):
         result = normalise(batch, mapping, file_uri, first_row)
         first_row += result.rows_in
         yield result

@@ -71,18 +71,18 @@ def _split_fix(manifest: dict[str, Any], split: str) -> str:
     )
 
 
-def check_evaluation_splits(manifest: dict[str, Any], uri: str) -> None:
-    """Refuse a dataset whose validation or test split is below ``min_eval_users``:
+def check_evaluation_splits(manifest: dict[str, Any], uri: str, minimum: int) -> None:
+    """Refuse a dataset whose validation or test split has fewer than ``minimum`` users:
     training would run an epoch and then fail at its first evaluation. Prepare calls
-    this before committing, train before starting Ray."""
-    minimum = manifest["config"].get("min_eval_users", 1)
+    this before committing (with ``min_eval_users``), train and tune before starting
+    Ray (with 1: they cannot run without both splits)."""
     for split, name in _EVALUATION_SPLITS.items():
         rows = manifest["splits"][split]["rows"]
         if rows < minimum:
             counts = "/".join(str(manifest["splits"][s]["rows"]) for s in ("train", "val", "test"))
             raise NegrecError(
                 f"{uri}: the {name} split has {rows} users (train/val/test {counts}), below "
-                f"min_eval_users={minimum}; {_split_fix(manifest, split)}"
+                f"the minimum of {minimum} (min_eval_users); {_split_fix(manifest, split)}"
             )
 
 
@@ -90,7 +90,8 @@ def write_manifest(
     uri: str, manifest: dict[str, Any], options: storage.StorageOptions | None
 ) -> None:
     check_row_accounting(manifest["rows_in"], manifest["rows_used"], manifest["dropped"])
-    check_evaluation_splits(manifest, manifest["source"]["events"])
+    minimum = manifest["config"]["min_eval_users"]
+    check_evaluation_splits(manifest, manifest["source"]["events"], minimum)
     storage.write_text(storage.join(uri, MANIFEST), json.dumps(manifest, indent=2), options)
 
 

@@ -46,9 +46,10 @@ class PrepareConfig(_Strict):
     )
     min_eval_users: int = Field(
         1,
-        ge=1,
+        ge=0,
         description="The validation and the test split each need at least this many users, "
-        "or prepare refuses to commit (training would fail at its first evaluation).",
+        "or prepare refuses to commit (training would fail at its first evaluation); 0 "
+        "turns the check off, for data that is only inspected or evaluated.",
     )
     seed: int = Field(42, description="Seeds the choice of validation users.")
     partitions: int | None = Field(
