@@ -1,39 +1,30 @@
 """How fast each loss learns on the generated log, against most-popular, in one run.
 
-Trains the demo-sized model (configs/demo.yaml) in process on the same prepared data
-with: full-catalogue cross-entropy, gBCE (256 uniform negatives, t=0.75, the reference
-recipe), SASRec's BCE (one negative) and sampled softmax (128 negatives), each for the
-same number of epochs, and records validation NDCG@10 and the wall time after every
-epoch. Together with the ML-1M table it is the measurement behind the default loss
-(docs/configuration.md).
+Trains the demo-sized model (configs/demo.yaml) with ``negrec train`` (Ray Train, one
+worker) on the same prepared data with: full-catalogue cross-entropy, gBCE (256 uniform
+negatives, t=0.75, the reference recipe), SASRec's BCE (one negative) and sampled
+softmax (128 negatives), each for the same number of epochs, and records validation
+NDCG@10 and the wall minutes after every epoch (from the run's checkpointed history);
+``negrec evaluate`` scores each run's best weights on the test users. Together with the
+ML-1M table it is the measurement behind the default loss (docs/configuration.md).
 
-    python benchmarks/losses.py --json
+    python benchmarks/losses.py --epochs 8
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
-import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from product_runs import NEGREC, RunResult, Variant, train_and_evaluate
 from report import machine, update_section
 
-from negrec import generate, prepare
-from negrec.config import load_config
-from negrec.data.loaders import item_counts, load_prepared, local_eval_batches, local_train_batches
-from negrec.data.prepare_config import PrepareConfig
-from negrec.evaluation import evaluate, popularity_scorer
-from negrec.model import ActionAwareGSASRec
-from negrec.pipeline import DEMO_CONFIG
-from negrec.runtime import ensure_ray
-from negrec.training import EpochReport, LoopHooks, TrainState, train
-
 RESULTS_MD = Path(__file__).resolve().parent.parent / "docs" / "results.md"
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 QUALITY = 0.30
 """Validation NDCG@10 whose first crossing is reported (about twice most-popular)."""
 LOSSES = {
@@ -44,96 +35,69 @@ LOSSES = {
 }
 
 
-class Curve(LoopHooks):
-    def __init__(self) -> None:
-        self.ndcg: list[float] = []
-        self.seconds = 0.0
-        self.to_quality: float | None = None
-
-    def on_epoch_end(self, report: EpochReport, state: TrainState) -> None:
-        self.ndcg.append(report.val["ndcg@10"])
-        self.seconds += report.seconds
-        if self.to_quality is None and self.ndcg[-1] >= QUALITY:
-            self.to_quality = self.seconds
-
-
-def prepared_log(workdir: Path) -> str:
+def prepared_log(workdir: Path) -> Path:
+    """The generated log (3,000 users, 1,000 items) laid out by ``negrec prepare``."""
     out = workdir / "prepared"
     if not (out / "manifest.json").exists():
-        generate.run(
-            generate.GenerateConfig(
-                out=str(workdir / "log"), users=3000, items=1000, events=150_000
-            )
-        )
-        ensure_ray()
-        prepare.run(PrepareConfig(events=str(workdir / "log"), out=str(out)))
-    return str(out)
+        log = workdir / "log"
+        generate = [NEGREC, "generate", "--out", str(log), "--users=3000", "--items=1000"]
+        subprocess.run([*generate, "--events=150000"], check=True, capture_output=True)
+        prepare = [NEGREC, "prepare", "--events", str(log), "--out", str(out)]
+        subprocess.run(prepare, check=True, capture_output=True)
+    return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="/tmp/negrec-bench/losses")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-    args = parser.parse_args()
-    prepared = load_prepared(prepared_log(Path(args.workdir)))
-
-    curves: dict[str, list[float]] = {}
-    seconds: dict[str, float] = {}
-    to_quality: dict[str, float | None] = {}
-    for name, overrides in LOSSES.items():
-        config = load_config(
-            DEMO_CONFIG, [*overrides, f"train.max_epochs={args.epochs}", "train.patience=1000"]
-        )
-        max_len = config.model.max_len
-        torch.manual_seed(0)
-        model = ActionAwareGSASRec(prepared.num_items, config.model)
-        curve = Curve()
-        start = time.perf_counter()
-        train(
-            model,
-            lambda epoch, c=config, m=max_len: local_train_batches(
-                prepared, c.train.batch_size, m, 0, epoch
-            ),
-            lambda m=max_len: local_eval_batches(prepared, "val", 512, m),
-            config,
-            hooks=curve,
-        )
-        seconds[name] = time.perf_counter() - start
-        curves[name] = curve.ndcg
-        to_quality[name] = curve.to_quality
-        print(f"{name}: best val NDCG@10 {max(curve.ndcg):.4f} in {seconds[name]:.0f}s", flush=True)
-    popular = evaluate(
-        popularity_scorer(item_counts(prepared)), local_eval_batches(prepared, "val", 512, 50)
-    ).metrics()["ndcg@10"]
-
-    marks = sorted({1, 2, 4, 8, args.epochs})
+def table(runs: dict[str, RunResult], epochs: int) -> str:
+    marks = sorted({1, 2, 4, 8, epochs} & set(range(1, epochs + 1)))
     header = " | ".join(f"epoch {e}" for e in marks)
     lines = [
         "## Loss functions on the generated log (demo scale)",
         "",
-        f"`python benchmarks/losses.py --epochs {args.epochs} --json` - 3,000 users, 1,000"
-        " items, 150,000 events;",
-        "the model of `configs/demo.yaml` (d=64, 2 blocks, length 50), Adam lr 3e-3, batch",
-        "128, in process, seed 0. Validation NDCG@10 after the given epoch, and the wall",
-        f"seconds (training and validation) until validation NDCG@10 first reached {QUALITY}.",
+        f"`python benchmarks/losses.py --epochs {epochs}` - 3,000 users, 1,000 items,"
+        " 150,000 events; the model of `configs/demo.yaml` (d=64, 2 blocks, length 50),"
+        " Adam lr 3e-3, batch 128, trained by `negrec train` (1 Ray Train worker, 2 CPUs),"
+        " seed 0. Validation NDCG@10 after the given epoch, the training-loop minutes"
+        " (training and validation, Ray start-up excluded) until validation NDCG@10 first"
+        f" reached {QUALITY}, and `negrec evaluate --split test` on the best weights.",
         "",
         f"Machine: {machine()}",
         "",
-        f"| loss | {header} | best | seconds | seconds to {QUALITY} |",
-        "| --- | " + " | ".join("---" for _ in marks) + " | --- | --- | --- |",
+        f"| loss | {header} | best | loop minutes | minutes to {QUALITY} | test NDCG@10 |",
+        "| --- | " + " | ".join("---" for _ in marks) + " | --- | --- | --- | --- |",
     ]
-    for name, curve in curves.items():
+    for name, run in runs.items():
+        curve = [point["ndcg@10"] for point in run.curve]
         cells = " | ".join(f"{curve[e - 1]:.4f}" for e in marks)
-        reached = to_quality[name]
-        shown = "not reached" if reached is None else f"{reached:.0f}"
-        lines.append(f"| {name} | {cells} | {max(curve):.4f} | {seconds[name]:.0f} | {shown} |")
-    lines += ["", f"Most-popular baseline on the same rows: NDCG@10 {popular:.4f}."]
-    update_section(RESULTS_MD, "losses_synthetic", "\n".join(lines))
-    print("\n".join(lines))
-    if args.json:
-        result = {name: max(curve) for name, curve in curves.items()}
-        print(json.dumps({"best_val_ndcg_at_10": result, "most_popular": popular}))
+        reached = run.minutes_to_quality
+        shown = "not reached" if reached is None else f"{reached:.1f}"
+        lines.append(
+            f"| {name} | {cells} | {max(curve):.4f} | {run.minutes:.1f} | {shown} |"
+            f" {run.test['ndcg@10']:.4f} |"
+        )
+    popular = next(iter(runs.values())).test["popular_ndcg@10"]
+    lines += ["", f"Most-popular baseline on the test rows: NDCG@10 {popular:.4f}."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/negrec-bench/losses"))
+    parser.add_argument("--epochs", type=int, default=8)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    prepared = prepared_log(args.workdir)
+    fixed = [f"train.max_epochs={args.epochs}", f"train.patience={args.epochs}"]
+    runs: dict[str, RunResult] = {}
+    for name, overrides in LOSSES.items():
+        variant = Variant(name, DEMO_CONFIG, [*overrides, *fixed])
+        log = args.workdir / f"{variant.slug}.log"
+        runs[name] = train_and_evaluate(variant, 0, prepared, args.workdir, log, QUALITY)
+        best = max(point["ndcg@10"] for point in runs[name].curve)
+        print(f"{name}: best val NDCG@10 {best:.4f}", flush=True)
+    markdown = table(runs, args.epochs)
+    update_section(RESULTS_MD, "losses_synthetic", markdown)
+    print(markdown)
+    print(json.dumps({name: run.test["ndcg@10"] for name, run in runs.items()}))
     return 0
 
 

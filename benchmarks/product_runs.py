@@ -117,9 +117,15 @@ def _latest_history(storage: Path, name: str) -> list[dict[str, float]]:
 
 
 def train_and_evaluate(
-    variant: Variant, seed: int, prepared: Path, workdir: Path, log: Path
+    variant: Variant,
+    seed: int,
+    prepared: Path,
+    workdir: Path,
+    log: Path,
+    quality_bar: float = QUALITY_BAR,
 ) -> RunResult:
-    """``negrec train`` then ``negrec evaluate --split test`` on its best weights."""
+    """``negrec train`` then ``negrec evaluate --split test`` on its best weights;
+    steps and minutes to ``quality_bar`` (validation NDCG@10) from the run's history."""
     name = f"{variant.slug}-seed{seed}"
     storage = workdir / "runs"
     command = [
@@ -174,7 +180,7 @@ def train_and_evaluate(
         curve=[{k: h[k] for k in ("epoch", "step", "minutes", "ndcg@10", "loss")} for h in history],
         test=_json_line(evaluated.stdout),
     )
-    crossing = next((h for h in history if h["ndcg@10"] >= QUALITY_BAR), None)
+    crossing = next((h for h in history if h["ndcg@10"] >= quality_bar), None)
     if crossing is not None:
         result.steps_to_quality = int(crossing["step"])
         result.minutes_to_quality = float(crossing["minutes"])
