@@ -12,9 +12,11 @@ import argparse
 import importlib
 import importlib.util
 import sys
+import traceback
 from types import ModuleType
 
 from negrec.errors import NegrecError
+from negrec.runtime import quiet_ray_logging
 
 STAGES: dict[str, str] = {
     "generate": "write a synthetic event log with negative feedback and item clusters",
@@ -51,6 +53,11 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         module = _stage_module(stage) if stage == requested else None
         if module is not None:
             module.add_arguments(stage_parser)
+        stage_parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="also show Ray's own INFO logs, and tracebacks of errors",
+        )
     return parser
 
 
@@ -61,9 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         print(f"negrec {args.stage}: not built yet", file=sys.stderr)
         return NOT_BUILT_EXIT
+    if not args.verbose:
+        quiet_ray_logging()
     try:
         return int(module.main(args) or 0)
     except NegrecError as error:
+        if args.verbose:
+            traceback.print_exc()
         print(f"negrec {args.stage}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,9 +9,25 @@ that leaves room for data tasks (see ``negrec.distributed.resources``).
 
 from __future__ import annotations
 
+import logging
 import os
 
 LOCAL_CPUS_ENV = "NEGREC_RAY_CPUS"
+QUIET_ENV = {"RAY_DATA_LOG_LEVEL": "WARNING"}
+"""Ray Data's execution-plan and progress lines are INFO: off unless ``--verbose``.
+Set in the environment so that the Ray workers started later inherit it."""
+QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
+"""Loggers whose warnings are notices, not problems ("token authentication is enabled")."""
+
+
+def quiet_ray_logging() -> None:
+    """Keep a stage's console to its own lines, warnings and errors (``--verbose`` skips
+    this): a failed ``negrec prepare`` on a bad file printed 14 lines of Ray Data INFO
+    around its one-line error."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def local_cpus() -> int:

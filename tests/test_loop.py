@@ -86,6 +86,10 @@ def test_early_stopping_after_patience_epochs_without_gain() -> None:
     assert [r.epoch for r in recorder.reports] == [1, 2, 3]
     assert recorder.reports[-1].stop and not recorder.reports[-2].stop
     assert result.state.best_epoch == 1
+    reason = "early stopping, no validation gain for 2 epochs (patience; best epoch 1)"
+    assert result.stop_reason == recorder.reports[-1].stop_reason == reason
+    assert recorder.reports[-1].line(10).endswith(f"stopping: {reason}")
+    assert "ETA" in recorder.reports[-2].line(10)
 
 
 def test_time_budget_stops_after_the_epoch_that_uses_it_up() -> None:
@@ -97,9 +101,12 @@ def test_time_budget_stops_after_the_epoch_that_uses_it_up() -> None:
     assert [r.epoch for r in recorder.reports] == [1]
     assert recorder.reports[0].stop
     assert result.state.epoch == 1
+    assert result.stop_reason == "time budget of 1e-06 minutes reached"
     unlimited = Recorder()
-    _fit(_config(max_epochs=2), hooks=unlimited)
+    _, finished, _ = _fit(_config(max_epochs=2), hooks=unlimited)
     assert [r.epoch for r in unlimited.reports] == [1, 2]
+    assert finished.stop_reason == "max_epochs=2 reached"
+    assert "ETA" not in unlimited.reports[-1].line(2)  # no "ETA <= 0s" on the last epoch
 
 
 def test_same_seed_same_weights_different_seed_different_weights() -> None:

@@ -60,7 +60,10 @@ def _edit_manifest(prepared: Path, edit: Any) -> None:
 
 @pytest.mark.slow
 def test_train_takes_relative_data_and_storage_from_another_directory(
-    small_prepared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_prepared: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Ray workers do not share the driver's working directory: relative URIs must be
     resolved on the driver (they used to fail inside the worker as 'no manifest')."""
@@ -84,6 +87,7 @@ def test_train_takes_relative_data_and_storage_from_another_directory(
         ]
     )
     assert code == 0
+    assert "negrec train: done (max_epochs=1 reached)" in capsys.readouterr().out
     saved = list((elsewhere / "runs" / "relative").glob("checkpoint_*/checkpoint.json"))
     assert saved, "the run's checkpoints belong under the relative --storage"
     assert checkpoint.load(str(saved[0].parent)).data_uri == small_prepared
@@ -145,6 +149,20 @@ def test_train_refuses_an_empty_split_before_ray_starts(
     assert "the validation split has 0 users" in output[-1]
     assert "raise val_fraction" in output[-1]
     assert not (tmp_path / "runs").exists()
+
+
+def test_prepare_of_an_unreadable_file_prints_one_line(tmp_path: Path) -> None:
+    """Random bytes given as a CSV: the one error line names the file, with no Ray
+    Data INFO lines around it (there were 14) and no traceback."""
+    (tmp_path / "events.csv").write_bytes(np.random.default_rng(1).bytes(5000))
+    done, _ = _negrec(
+        "prepare", "--events", "events.csv", "--format", "table", "--out", "out", cwd=tmp_path
+    )
+    output = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 1
+    assert len(output) <= 5, output
+    assert output[-1].startswith(f"negrec prepare: error: {tmp_path / 'events.csv'}: ")
+    assert not (tmp_path / "out").exists()
 
 
 class RecordExceptions(UserCallback):
