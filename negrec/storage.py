@@ -136,6 +136,17 @@ def uri_argument(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def add_data_and_storage_arguments(parser: Any, kept: str) -> None:
+    """``--data`` and ``--storage`` of the stages that train (``kept``: what the storage
+    holds), both resolved by ``uri_argument``."""
+    parser.add_argument(
+        "--data", required=True, type=uri_argument, help="prepared dataset URI (local or s3://)"
+    )
+    parser.add_argument(
+        "--storage", required=True, type=uri_argument, help=f"{kept} URI (local or s3://)"
+    )
+
+
 def _s3_path(uri: str) -> str:
     path = uri[len("s3://") :].strip("/")
     if not path or path.startswith("/"):

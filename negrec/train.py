@@ -78,18 +78,7 @@ def training_data(prepared: Any, max_len: int, cache_limit_mib: int) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        required=True,
-        type=storage.uri_argument,
-        help="prepared dataset URI (local or s3://)",
-    )
-    parser.add_argument(
-        "--storage",
-        required=True,
-        type=storage.uri_argument,
-        help="run storage URI (local or s3://)",
-    )
+    storage.add_data_and_storage_arguments(parser, "run storage")
     parser.add_argument("--name", required=True, help="run name (same name = resume)")
     parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
     parser.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker")

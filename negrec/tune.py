@@ -217,18 +217,7 @@ def run(job: TuneJob) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        required=True,
-        type=storage.uri_argument,
-        help="prepared dataset URI (local or s3://)",
-    )
-    parser.add_argument(
-        "--storage",
-        required=True,
-        type=storage.uri_argument,
-        help="sweep storage URI (local or s3://)",
-    )
+    storage.add_data_and_storage_arguments(parser, "sweep storage")
     parser.add_argument("--name", required=True, help="sweep name (same name = resume)")
     parser.add_argument(
         "--preset",
