@@ -23,6 +23,7 @@ from ray.train import UserCallback
 from negrec import checkpoint, cli, evaluate, generate, prepare
 from negrec.config import build_config
 from negrec.data.loaders import load_prepared
+from negrec.data.manifest import check_evaluation_splits
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.translation import index_translation, translate_split
 from negrec.errors import NegrecError
@@ -273,3 +274,29 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
         cli.main(["evaluate", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(with_rejected)])
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "split", "fix"),
+    [
+        ("leave_one_out", "test", "give users longer sequences (min_sequence_length=3)"),
+        ("temporal", "val", "lower val_quantile"),
+        ("temporal", "test", "lower test_quantile"),
+        ("given", "val", "the given val.txt needs users whose target is in train.txt"),
+    ],
+)
+def test_every_split_method_names_its_fix(method: str, split: str, fix: str) -> None:
+    """The check reads only the manifest: each way of splitting gets its own advice."""
+    manifest = {
+        "config": {**PrepareConfig(events="e", out="o").model_dump(), "split": method},
+        "split": {"method": method, "validation_eligible_users": None},
+        "users_out": 8,
+        "splits": {"train": {"rows": 8}, "val": {"rows": 3}, "test": {"rows": 3}},
+    }
+    manifest["splits"][split]["rows"] = 0
+    name = "validation" if split == "val" else "test"
+    with pytest.raises(NegrecError, match=f"the {name} split has 0 users") as caught:
+        check_evaluation_splits(manifest, "events", minimum=1)
+    assert fix in str(caught.value)
+    assert "train/val/test " + ("8/0/3" if split == "val" else "8/3/0") in str(caught.value)
+    check_evaluation_splits(manifest, "events", minimum=0)  # 0: no check
