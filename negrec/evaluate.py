@@ -18,7 +18,14 @@ import torch
 
 from negrec import checkpoint, storage
 from negrec.data.files import read_parquet
-from negrec.data.loaders import PreparedData
+from negrec.data.loaders import (
+    PreparedData,
+    eval_batches,
+    item_clusters,
+    item_counts,
+    load_prepared,
+    read_split,
+)
 from negrec.data.translation import index_translation, translate_per_item, translate_split
 from negrec.errors import NegrecError
 from negrec.evaluation import evaluate, model_scorer, popularity_scorer, responsiveness
@@ -45,8 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _responsiveness(
     model: ActionAwareGSASRec, rows: pa.Table, k: int, clusters: torch.Tensor
 ) -> dict[str, float]:
-    from negrec.data.loaders import eval_batches
-
     histories = next(eval_batches(rows, RESPONSIVENESS_USERS, model.config.max_len))
     with torch.no_grad():
         return responsiveness(
@@ -74,8 +79,6 @@ def _vocabulary(prepared: PreparedData) -> pa.Table:
 def _translation(saved: checkpoint.Checkpoint, prepared: PreparedData) -> np.ndarray | None:
     """Data index -> model index when ``prepared`` is not indexed like the model's
     training data (None when it is)."""
-    from negrec.data.loaders import load_prepared
-
     if prepared.uri == saved.data_uri:
         return None
     try:
@@ -92,8 +95,6 @@ def _translation(saved: checkpoint.Checkpoint, prepared: PreparedData) -> np.nda
 
 
 def _model_view(saved: checkpoint.Checkpoint, prepared: PreparedData, split: str) -> _ModelView:
-    from negrec.data.loaders import item_clusters, item_counts, read_split
-
     rows = read_split(prepared, split)
     if rows is None:
         raise NegrecError(f"{prepared.uri}: the {split} split is empty; nothing to evaluate")
@@ -120,8 +121,6 @@ def run(
     """Metrics of the checkpoint's best weights on a split of the prepared data. Data
     prepared with another vocabulary is matched to the model's through original item
     ids; what the model does not know is left out and counted (``unknown_to_model_*``)."""
-    from negrec.data.loaders import eval_batches, load_prepared
-
     saved = checkpoint.load(checkpoint_uri)
     prepared = load_prepared(data_uri or saved.data_uri)
     view = _model_view(saved, prepared, split)
