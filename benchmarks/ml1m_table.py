@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ml1m_data import write_gsasrec_sasrec_files
-from product_runs import NEGREC, QUALITY_BAR, RunResult, Variant, cached_run
+from product_runs import (
+    NEGREC,
+    QUALITY_BAR,
+    RunResult,
+    Variant,
+    cached_run,
+    kept_run,
+    mean_sd,
+    minutes_cell,
+    plot_curves,
+)
 from report import update_section
 
 HERE = Path(__file__).resolve().parent
@@ -93,20 +102,9 @@ def prepared_split(data: Path, workdir: Path) -> Path:
     return prepared
 
 
-def _mean_sd(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-
-
 def _peak(runs: list[RunResult]) -> str:
     peaks = [r.peak_worker_rss_mib for r in runs if r.peak_worker_rss_mib is not None]
     return f"{max(peaks):.0f}" if peaks else "not recorded"
-
-
-def _minutes(run: RunResult) -> str:
-    load = "" if run.mean_load is None else f" (load {run.mean_load:.1f})"
-    return f"{run.minutes:.0f}{load}"
 
 
 def _steps(value: int | None) -> str:
@@ -149,11 +147,11 @@ def table(results: dict[str, list[RunResult]]) -> str:
         lines.append(
             f"| {name} | {', '.join(str(r.seed) for r in runs)} | {runs[0].workers} |"
             f" {', '.join(str(r.steps) for r in runs)} |"
-            f" {', '.join(_minutes(r) for r in runs)} | {runs[0].processor} |"
+            f" {', '.join(minutes_cell(r) for r in runs)} | {runs[0].processor} |"
             f" {_peak(runs)} | {quality} |"
-            f" {_mean_sd([r.test['recall@10'] for r in runs])} |"
-            f" {_mean_sd([r.test['ndcg@10'] for r in runs])} |"
-            f" {_mean_sd([r.test['mrr'] for r in runs])} | {PUBLISHED.get(name, '-')} |"
+            f" {mean_sd([r.test['recall@10'] for r in runs])} |"
+            f" {mean_sd([r.test['ndcg@10'] for r in runs])} |"
+            f" {mean_sd([r.test['mrr'] for r in runs])} | {PUBLISHED.get(name, '-')} |"
         )
     if popular:
         lines.append(
@@ -201,36 +199,11 @@ def _verdict(runs: list[RunResult]) -> str:
     )
 
 
-def plot_curves(results: dict[str, list[RunResult]], path: Path) -> None:
-    """Validation NDCG@10 against optimiser steps, one line per kept run."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.2))
-    axes = figure.subplots()
-    for name, runs in results.items():
-        for run in runs:
-            axes.plot(
-                [p["step"] for p in run.curve],
-                [p["ndcg@10"] for p in run.curve],
-                label=f"{name} (seed {run.seed})",
-                linewidth=1,
-            )
-    axes.axhline(QUALITY_BAR, color="grey", linestyle="--", linewidth=0.8)
-    axes.axvline(QUALITY_STEPS, color="grey", linestyle=":", linewidth=0.8)
-    axes.set_xlabel("optimiser steps (128 sequences)")
-    axes.set_ylabel("validation NDCG@10")
-    axes.set_title("ML-1M (gSASRec split), negrec train")
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-
-
 def kept_results() -> dict[str, list[RunResult]]:
-    kept: dict[str, list[RunResult]] = {}
-    for name, (variant, seeds) in VARIANTS.items():
-        paths = [RESULTS / f"{variant.slug}-seed{seed}.json" for seed in seeds]
-        kept[name] = [RunResult(**json.loads(p.read_text())) for p in paths if p.exists()]
-    return kept
+    return {
+        name: [run for seed in seeds if (run := kept_run(RESULTS, variant, seed)) is not None]
+        for name, (variant, seeds) in VARIANTS.items()
+    }
 
 
 def main() -> int:
@@ -259,7 +232,12 @@ def main() -> int:
     results = kept_results()
     markdown = table(results)
     update_section(DOCS / "results.md", "ml1m_table", markdown)
-    plot_curves(results, DOCS / "ml1m_learning_curves.png")
+    plot_curves(
+        results,
+        DOCS / "ml1m_learning_curves.png",
+        "ML-1M (gSASRec split), negrec train",
+        (QUALITY_BAR, QUALITY_STEPS),
+    )
     print(markdown)
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -51,6 +52,8 @@ class RunResult:
     workers: int
     command: str
     processor: str
+    evaluate_command: str = ""
+    stop_reason: str = ""
     steps: int = 0
     epochs: int = 0
     minutes: float = 0.0
@@ -108,12 +111,48 @@ def _json_line(output: str) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def _shown(command: list[str]) -> str:
+    """The command as a reader would type it: ``negrec`` by name, spaced values quoted."""
+    shown = [a if " " not in a else f"'{a}'" for a in command]
+    return " ".join([Path(shown[0]).name, *shown[1:]])
+
+
+def mean_sd(values: list[float]) -> str:
+    """``mean`` for one value, ``mean ± sd`` (sample sd) for several."""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def minutes_cell(run: RunResult) -> str:
+    """Wall minutes with the machine's mean load meanwhile (they mean little without it)."""
+    load = "" if run.mean_load is None else f" (load {run.mean_load:.1f})"
+    return f"{run.minutes:.0f}{load}"
+
+
 def _latest_history(storage: Path, name: str) -> list[dict[str, float]]:
     """The per-epoch history of the run's latest checkpoint (it holds every epoch)."""
     saved = [checkpoint.load(str(p)) for p in (storage / name).glob("checkpoint_*") if p.is_dir()]
     if not saved:
         raise RuntimeError(f"no checkpoint under {storage / name}")
     return max(saved, key=lambda c: c.state.epoch).state.history
+
+
+def evaluate_test(
+    checkpoint_uri: str, log: Path, data: Path | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``negrec evaluate --split test`` of a checkpoint (on ``data`` when given, else on
+    the data it was trained on): the command as shown, and its metrics."""
+    command = [NEGREC, "evaluate", "--checkpoint", checkpoint_uri, "--split", "test"]
+    if data is not None:
+        command += ["--data", str(data)]
+    with log.open("a") as sink:
+        evaluated = subprocess.run(
+            [*command, "--json"], stdout=subprocess.PIPE, stderr=sink, text=True
+        )
+    if evaluated.returncode != 0:
+        raise RuntimeError(f"{_shown(command)} failed ({evaluated.returncode}); see {log}")
+    return _shown(command), _json_line(evaluated.stdout)
 
 
 def train_and_evaluate(
@@ -123,9 +162,12 @@ def train_and_evaluate(
     workdir: Path,
     log: Path,
     quality_bar: float = QUALITY_BAR,
+    evaluate_data: Path | None = None,
 ) -> RunResult:
-    """``negrec train`` then ``negrec evaluate --split test`` on its best weights;
-    steps and minutes to ``quality_bar`` (validation NDCG@10) from the run's history."""
+    """``negrec train`` then ``negrec evaluate --split test`` on its best weights (on
+    ``evaluate_data`` when given: e.g. a model trained on positives only, scored on the
+    action-aware split of the same log); steps and minutes to ``quality_bar`` (validation
+    NDCG@10) from the run's history."""
     name = f"{variant.slug}-seed{seed}"
     storage = workdir / "runs"
     command = [
@@ -157,20 +199,16 @@ def train_and_evaluate(
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}); see {log}")
     summary = _json_line(output)
-    evaluated = subprocess.run(
-        [NEGREC, "evaluate", "--checkpoint", summary["checkpoint"], "--split", "test", "--json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    evaluate, test = evaluate_test(summary["checkpoint"], log, evaluate_data)
     history = _latest_history(storage, name)
-    shown = [a if " " not in a else f"'{a}'" for a in command]
     result = RunResult(
         name=variant.name,
         seed=seed,
         workers=variant.workers,
-        command=" ".join(Path(shown[0]).name if i == 0 else a for i, a in enumerate(shown)),
+        command=_shown(command),
         processor=processor(),
+        evaluate_command=evaluate,
+        stop_reason=summary["stop_reason"] or "",
         steps=int(history[-1]["step"]),
         epochs=int(history[-1]["epoch"]),
         minutes=float(history[-1]["minutes"]),
@@ -178,7 +216,7 @@ def train_and_evaluate(
         peak_worker_rss_mib=round(peak, 1),
         mean_load=round(load, 2),
         curve=[{k: h[k] for k in ("epoch", "step", "minutes", "ndcg@10", "loss")} for h in history],
-        test=_json_line(evaluated.stdout),
+        test=test,
     )
     crossing = next((h for h in history if h["ndcg@10"] >= quality_bar), None)
     if crossing is not None:
@@ -187,14 +225,64 @@ def train_and_evaluate(
     return result
 
 
+def plot_curves(
+    results: dict[str, list[RunResult]],
+    path: Path,
+    title: str,
+    marks: tuple[float | None, float | None] = (None, None),
+) -> None:
+    """Validation NDCG@10 against optimiser steps, one line per kept run; ``marks``
+    draws a quality bar (NDCG@10) and a step budget, where given."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.2))
+    axes = figure.subplots()
+    for name, runs in results.items():
+        for run in runs:
+            axes.plot(
+                [p["step"] for p in run.curve],
+                [p["ndcg@10"] for p in run.curve],
+                label=f"{name} (seed {run.seed})",
+                linewidth=1,
+            )
+    bar, steps = marks
+    if bar is not None:
+        axes.axhline(bar, color="grey", linestyle="--", linewidth=0.8)
+    if steps is not None:
+        axes.axvline(steps, color="grey", linestyle=":", linewidth=0.8)
+    axes.set_xlabel("optimiser steps (128 sequences)")
+    axes.set_ylabel("validation NDCG@10")
+    axes.set_title(title)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def result_path(results: Path, variant: Variant, seed: int) -> Path:
+    return results / f"{variant.slug}-seed{seed}.json"
+
+
+def kept_run(results: Path, variant: Variant, seed: int) -> RunResult | None:
+    """The kept result of this variant and seed, if there is one."""
+    path = result_path(results, variant, seed)
+    return RunResult(**json.loads(path.read_text())) if path.exists() else None
+
+
 def cached_run(
-    variant: Variant, seed: int, prepared: Path, workdir: Path, results: Path
+    variant: Variant,
+    seed: int,
+    prepared: Path,
+    workdir: Path,
+    results: Path,
+    evaluate_data: Path | None = None,
 ) -> RunResult:
     """The saved result of this variant and seed, or train it and save it."""
-    path = results / f"{variant.slug}-seed{seed}.json"
-    if path.exists():
-        return RunResult(**json.loads(path.read_text()))
-    result = train_and_evaluate(variant, seed, prepared, workdir, workdir / f"{path.stem}.log")
+    kept = kept_run(results, variant, seed)
+    if kept is not None:
+        return kept
+    path = result_path(results, variant, seed)
+    log = workdir / f"{path.stem}.log"
+    result = train_and_evaluate(variant, seed, prepared, workdir, log, evaluate_data=evaluate_data)
     results.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result

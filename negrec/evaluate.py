@@ -26,7 +26,12 @@ from negrec.data.loaders import (
     load_prepared,
     read_split,
 )
-from negrec.data.translation import index_translation, translate_per_item, translate_split
+from negrec.data.translation import (
+    index_translation,
+    positive_inputs,
+    translate_per_item,
+    translate_split,
+)
 from negrec.errors import NegrecError
 from negrec.evaluation import evaluate, model_scorer, popularity_scorer, responsiveness
 from negrec.model.gsasrec import ActionAwareGSASRec
@@ -70,6 +75,7 @@ class _ModelView:
     counts: torch.Tensor  # positive training interactions: the most-popular ranking
     clusters: torch.Tensor | None
     unknown: dict[str, int]  # what the model does not know, left out (empty: same vocab)
+    negative_inputs: int = 0  # rejected interactions left out for a model without actions
 
 
 def _vocabulary(prepared: PreparedData) -> pa.Table:
@@ -99,20 +105,23 @@ def _model_view(saved: checkpoint.Checkpoint, prepared: PreparedData, split: str
     if rows is None:
         raise NegrecError(f"{prepared.uri}: the {split} split is empty; nothing to evaluate")
     counts, clusters = item_counts(prepared), item_clusters(prepared)
+    unknown: dict[str, int] = {}
     to_model = _translation(saved, prepared)
-    if to_model is None:
-        return _ModelView(rows, counts, clusters, {})
-    rows, unknown = translate_split(rows, to_model)
-    size = saved.num_items
-    counts = torch.as_tensor(translate_per_item(counts.numpy(), to_model, size, 0))
-    if clusters is not None:
-        clusters = torch.as_tensor(translate_per_item(clusters.numpy(), to_model, size, -1))
-    if rows.num_rows == 0:
-        raise NegrecError(
-            f"none of the {unknown['target']} {split} targets of {prepared.uri} is an item "
-            "the checkpoint knows: the two datasets share no items"
-        )
-    return _ModelView(rows, counts, clusters, unknown)
+    if to_model is not None:
+        rows, unknown = translate_split(rows, to_model)
+        size = saved.num_items
+        counts = torch.as_tensor(translate_per_item(counts.numpy(), to_model, size, 0))
+        if clusters is not None:
+            clusters = torch.as_tensor(translate_per_item(clusters.numpy(), to_model, size, -1))
+        if rows.num_rows == 0:
+            raise NegrecError(
+                f"none of the {unknown['target']} {split} targets of {prepared.uri} is an "
+                "item the checkpoint knows: the two datasets share no items"
+            )
+    negatives = 0
+    if saved.config.model.num_actions == 1:
+        rows, negatives = positive_inputs(rows)
+    return _ModelView(rows, counts, clusters, unknown, negatives)
 
 
 def run(
@@ -120,7 +129,9 @@ def run(
 ) -> dict[str, Any]:
     """Metrics of the checkpoint's best weights on a split of the prepared data. Data
     prepared with another vocabulary is matched to the model's through original item
-    ids; what the model does not know is left out and counted (``unknown_to_model_*``)."""
+    ids; what the model does not know is left out and counted (``unknown_to_model_*``),
+    and so are the rejected interactions in the inputs of a model trained without
+    actions, which cannot take them (``negative_inputs_left_out``)."""
     saved = checkpoint.load(checkpoint_uri)
     prepared = load_prepared(data_uri or saved.data_uri)
     view = _model_view(saved, prepared, split)
@@ -138,6 +149,7 @@ def run(
         "split": split,
         "rows": int(ours.ranking.count),
         **{f"unknown_to_model_{name}": count for name, count in view.unknown.items()},
+        **({"negative_inputs_left_out": view.negative_inputs} if view.negative_inputs else {}),
         **ours.metrics(),
         **{f"popular_{name}": value for name, value in popular.metrics().items()},
     }

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from negrec.config import ConfigError, build_config, unflatten
+from negrec.config import ConfigError, build_config, load_config, unflatten
 from negrec.distributed.resources import plan_trials
 from negrec.errors import NegrecError
 from negrec.tuning.fine import FineRules, derive_fine_space, seed_points
@@ -20,6 +20,7 @@ from negrec.tuning.results import record
 from negrec.tuning.space import Choice, LogUniform, SearchSpace, Uniform, load_space
 from negrec.tuning.trial import TrialSpec
 
+ROOT = Path(__file__).resolve().parents[1]
 COARSE = SearchSpace.model_validate(
     {
         "train.lr": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
@@ -101,6 +102,23 @@ def test_tiny_preset_is_small_and_uses_cross_entropy() -> None:
     assert max(plan.preset.coarse.epochs, plan.preset.fine.epochs) <= 4
     assert "objective.gbce_t" not in plan.coarse  # ce ignores it
     assert "objective.negatives" not in plan.coarse  # and samples no negatives
+
+
+def test_ntr_preset_is_the_ml1m_recipe_with_actions() -> None:
+    """The not-to-recommend sweep must train variant (c) of the negative-feedback
+    benchmark (configs/ml1m.yaml with actions) at every weight, only w differing."""
+    plan = load_plan("ml1m-ntr")
+    assert plan.coarse.keys() == ["objective.not_to_recommend_weight"]
+    dimension = plan.coarse["objective.not_to_recommend_weight"]
+    assert isinstance(dimension, LogUniform) and (dimension.low, dimension.high) == (0.01, 3.0)
+    epochs = plan.preset.coarse.epochs
+    weight = "objective.not_to_recommend_weight=0.5"
+    swept = build_config(unflatten({**plan.preset.fixed, "train.max_epochs": epochs}))
+    swept.objective.not_to_recommend_weight = 0.5
+    recipe = load_config(ROOT / "configs" / "ml1m.yaml", ["model.num_actions=2", weight])
+    assert swept == recipe
+    assert plan.preset.fine.epochs == epochs
+    assert plan.preset.asha.grace_period == epochs - 1  # ASHA decides only at the end
 
 
 PRESET = """

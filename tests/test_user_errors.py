@@ -25,7 +25,7 @@ from negrec.config import build_config
 from negrec.data.loaders import load_prepared
 from negrec.data.manifest import check_evaluation_splits
 from negrec.data.prepare_config import PrepareConfig
-from negrec.data.translation import index_translation, translate_split
+from negrec.data.translation import index_translation, positive_inputs, translate_split
 from negrec.errors import NegrecError
 from negrec.model import ActionAwareGSASRec
 from negrec.train import TrainJob, run
@@ -230,6 +230,28 @@ def test_translate_split_matches_items_by_original_id() -> None:
     assert unknown == {"target": 1, "input": 2, "heldout_rejected": 1}
 
 
+def test_positive_inputs_leave_out_rejected_interactions_only() -> None:
+    """A model without actions gets the inputs a positives-only system logs; what it is
+    scored on (targets, held-out rejected items) stays."""
+    rows = pa.table(
+        {
+            "user_id": [1, 2],
+            "items": pa.array([[5, 6, 7], [8]], pa.list_(pa.int32())),
+            "actions": pa.array([[0, 1, 0], [1]], pa.list_(pa.int8())),
+            "target": pa.array([9, 5], pa.int32()),
+            "heldout_rejected": pa.array([[6], [7]], pa.list_(pa.int32())),
+        }
+    )
+    kept, left_out = positive_inputs(rows)
+    assert kept["items"].to_pylist() == [[5, 7], []]
+    assert kept["actions"].to_pylist() == [[0, 0], []]
+    assert kept.schema == rows.schema
+    assert kept.select(["user_id", "target", "heldout_rejected"]) == rows.select(
+        ["user_id", "target", "heldout_rejected"]
+    )
+    assert left_out == 2
+
+
 def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
     ray_session, tmp_path: Path
 ) -> None:
@@ -252,7 +274,7 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
     prepare.run(PrepareConfig(events=str(log), out=str(positives), actions=str(mapping)))
     model_data = load_prepared(str(positives))
     assert model_data.num_items < load_prepared(str(with_rejected)).num_items
-    config = build_config(SMALL)
+    config = build_config({**SMALL, "model": {**SMALL["model"], "num_actions": 1}})
     torch.manual_seed(0)
     model = ActionAwareGSASRec(model_data.num_items, config.model)
     saved = checkpoint.Checkpoint(
@@ -269,6 +291,8 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
     test_rows = load_prepared(str(with_rejected)).manifest["splits"]["test"]["rows"]
     assert other["rows"] + other["unknown_to_model_target"] == test_rows
     assert other["unknown_to_model_input"] > 0  # items only ever rejected
+    assert other["negative_inputs_left_out"] > 0  # the model cannot take a rejection
+    assert "negative_inputs_left_out" not in own
     assert 0.0 <= other["rejected_in_top10"] <= 1.0
     assert (
         cli.main(["evaluate", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(with_rejected)])

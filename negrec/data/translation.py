@@ -4,7 +4,9 @@ Why it exists: two datasets prepared from the same log under different rules (sa
 rejected interactions removed or kept) index their items differently, so the vocabulary
 indices of one mean other items, or nothing, to a model trained on the other. Items are
 matched through their original ids (as text, like serving does); what the model has
-never seen is left out and counted, never passed on as a wrong index.
+never seen is left out and counted, never passed on as a wrong index. A model trained
+without actions (positives only) cannot take a rejected interaction at all, so those are
+left out of its inputs and counted the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from negrec.batching import POSITIVE
 from negrec.data.loaders import list_column
 
 
@@ -79,3 +82,15 @@ def translate_per_item(
     known = to_model > 0
     out[to_model[known]] = values[known]
     return out
+
+
+def positive_inputs(table: pa.Table) -> tuple[pa.Table, int]:
+    """An evaluation split with the negative interactions left out of every input (what
+    a positives-only system sees: it never logged them), and how many were left out.
+    Targets and held-out rejected items stay: they are what the model is scored on."""
+    keep = [row == POSITIVE for row in list_column(table["actions"])]
+    for name in ("items", "actions"):
+        rows = [row[k] for row, k in zip(list_column(table[name]), keep, strict=True)]
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, name, pa.array(rows, table.schema.field(name).type))
+    return table, int(sum((~k).sum() for k in keep))
