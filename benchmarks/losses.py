@@ -56,22 +56,23 @@ def table(runs: dict[str, RunResult], epochs: int) -> str:
         f"`python benchmarks/losses.py --epochs {epochs}` - 3,000 users, 1,000 items,"
         " 150,000 events; the model of `configs/demo.yaml` (d=64, 2 blocks, length 50),"
         " Adam lr 3e-3, batch 128, trained by `negrec train` (1 Ray Train worker, 2 CPUs),"
-        " seed 0. Validation NDCG@10 after the given epoch, the training-loop minutes"
-        " (training and validation, Ray start-up excluded) until validation NDCG@10 first"
-        f" reached {QUALITY}, and `negrec evaluate --split test` on the best weights.",
+        " seed 0. Validation NDCG@10 after the given epoch, the training-loop seconds"
+        " (training and validation, Ray start-up excluded) in all and until validation"
+        f" NDCG@10 first reached {QUALITY}, and `negrec evaluate --split test` on the best"
+        " weights.",
         "",
         f"Machine: {machine()}",
         "",
-        f"| loss | {header} | best | loop minutes | minutes to {QUALITY} | test NDCG@10 |",
+        f"| loss | {header} | best | loop seconds | seconds to {QUALITY} | test NDCG@10 |",
         "| --- | " + " | ".join("---" for _ in marks) + " | --- | --- | --- | --- |",
     ]
     for name, run in runs.items():
         curve = [point["ndcg@10"] for point in run.curve]
         cells = " | ".join(f"{curve[e - 1]:.4f}" for e in marks)
         reached = run.minutes_to_quality
-        shown = "not reached" if reached is None else f"{reached:.1f}"
+        shown = "not reached" if reached is None else f"{60 * reached:.0f}"
         lines.append(
-            f"| {name} | {cells} | {max(curve):.4f} | {run.minutes:.1f} | {shown} |"
+            f"| {name} | {cells} | {max(curve):.4f} | {60 * run.minutes:.0f} | {shown} |"
             f" {run.test['ndcg@10']:.4f} |"
         )
     popular = next(iter(runs.values())).test["popular_ndcg@10"]
