@@ -111,7 +111,7 @@ def _generated_log(root: Path, users: int, items: int = 60) -> Path:
 
 def test_prepare_refuses_an_empty_validation_split(ray_session, tmp_path: Path) -> None:
     """Nine users give floor(0.1 x 9) = 0 validation users: refused with the counts and
-    the setting to change, and nothing committed (it used to commit 9/0/9)."""
+    the setting to change, and nothing committed (an empty validation split used to be committed)."""
     log = _generated_log(tmp_path, users=9)
     out = tmp_path / "prepared"
     with pytest.raises(NegrecError) as caught:
@@ -154,7 +154,7 @@ def test_train_refuses_an_empty_split_before_ray_starts(
 
 def test_prepare_of_an_unreadable_file_prints_one_line(tmp_path: Path) -> None:
     """Random bytes given as a CSV: the one error line names the file, with no Ray
-    Data INFO lines around it (there were 14) and no traceback."""
+    Data INFO lines around it (there were 12) and no traceback."""
     (tmp_path / "events.csv").write_bytes(np.random.default_rng(1).bytes(5000))
     done, _ = _negrec(
         "prepare", "--events", "events.csv", "--format", "table", "--out", "out", cwd=tmp_path
