@@ -22,8 +22,8 @@ QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
 
 def quiet_ray_logging() -> None:
     """Keep a stage's console to its own lines, warnings and errors (``--verbose`` skips
-    this): a failed ``negrec prepare`` on a bad file printed 12 lines of Ray notices and Ray Data INFO
-    around its one-line error."""
+    this): a failed ``negrec prepare`` on a bad file printed 12 lines of Ray notices and
+    Ray Data INFO around its one-line error."""
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     for name in QUIET_LOGGERS:

@@ -111,7 +111,8 @@ def _generated_log(root: Path, users: int, items: int = 60) -> Path:
 
 def test_prepare_refuses_an_empty_validation_split(ray_session, tmp_path: Path) -> None:
     """Nine users give floor(0.1 x 9) = 0 validation users: refused with the counts and
-    the setting to change, and nothing committed (an empty validation split used to be committed)."""
+    the setting to change, and nothing committed (an empty validation split used to be
+    committed)."""
     log = _generated_log(tmp_path, users=9)
     out = tmp_path / "prepared"
     with pytest.raises(NegrecError) as caught:
