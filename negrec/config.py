@@ -11,20 +11,17 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from negrec.errors import NegrecError
+from negrec.strict import StrictModel
 
 
 class ConfigError(NegrecError, ValueError):
     """A configuration file or override is wrong; the message names the key and the fix."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
-
-
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """Action-aware gSASRec architecture (reference values of the gSASRec port)."""
 
     max_len: int = Field(200, ge=2, description="Longest input sequence; older events are cut.")
@@ -57,7 +54,7 @@ class ModelConfig(_Strict):
         return self
 
 
-class ObjectiveConfig(_Strict):
+class ObjectiveConfig(StrictModel):
     """Loss, negative sampling and the not-to-recommend term."""
 
     loss: Literal["ce", "bce", "gbce", "softmax"] = Field(
@@ -91,7 +88,7 @@ class ObjectiveConfig(_Strict):
     )
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """Optimisation, early stopping and reproducibility."""
 
     batch_size: int = Field(128, ge=1)
@@ -125,7 +122,7 @@ class TrainConfig(_Strict):
     )
 
 
-class NegrecConfig(_Strict):
+class NegrecConfig(StrictModel):
     """The whole configuration of a training run."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -25,22 +25,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from negrec import storage
 from negrec.config import ConfigError
 from negrec.data.synthetic import NEGATIVE_EVENTS, SyntheticParams, build_world, item_clusters
 from negrec.data.synthetic import iter_blocks as iter_event_blocks
 from negrec.errors import NegrecError
+from negrec.strict import StrictModel
 
 MARKER = "generator.json"
 EVENTS_DIR = "events"
 
 
-class GenerateConfig(BaseModel):
+class GenerateConfig(StrictModel):
     """What to generate and where; the defaults make a log the demo trains on in minutes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     out: str = Field(description="Output directory or s3:// prefix.")
     users: int = Field(10_000, ge=1)

@@ -15,19 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from negrec import storage
 from negrec.batching import NEGATIVE
 from negrec.config import load_config
+from negrec.strict import StrictModel
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
 
-class PipelineConfig(BaseModel):
+class PipelineConfig(StrictModel):
     """Where everything lives and how big the generated log is."""
-
-    model_config = ConfigDict(extra="forbid")
 
     root: str = Field(description="Storage URI under which every stage writes (local or s3://)")
     name: str = Field("demo", description="Run name (same name = resume)")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from negrec import storage, tracking
 from negrec.config import NegrecConfig, load_config
@@ -29,13 +29,12 @@ from negrec.distributed.worker import (
 from negrec.errors import NegrecError
 from negrec.runtime import ensure_ray
 from negrec.storage import AbsoluteUri, StorageOptions
+from negrec.strict import StrictModel
 from negrec.tracking import metric_name
 
 
-class TrainJob(BaseModel):
+class TrainJob(StrictModel):
     """One training run: what to train on, where to keep it, how to scale it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     data: AbsoluteUri = Field(description="URI of a prepared dataset (negrec prepare --out)")
     storage: AbsoluteUri = Field(

@@ -25,13 +25,14 @@ import argparse
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from negrec import storage, tracking
 from negrec.config import NegrecConfig, build_model
 from negrec.distributed.resources import plan_trials
 from negrec.errors import NegrecError
 from negrec.storage import AbsoluteUri, StorageOptions
+from negrec.strict import StrictModel
 from negrec.tuning import report, results
 from negrec.tuning.fine import derive_fine_space, seed_points
 from negrec.tuning.preset import SweepPlan, builtin_presets, load_plan
@@ -43,10 +44,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 TRIALS_DIR = "trials"
 
 
-class TuneJob(BaseModel):
+class TuneJob(StrictModel):
     """One sweep: data, where its state lives, its name, and the preset."""
-
-    model_config = ConfigDict(extra="forbid")
 
     data: AbsoluteUri = Field(description="URI of a prepared dataset (negrec prepare --out)")
     storage: AbsoluteUri = Field(description="URI under which the sweep keeps its state")

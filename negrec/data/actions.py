@@ -29,8 +29,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -40,6 +38,7 @@ from pydantic import (
 )
 
 from negrec.config import ConfigError, describe_validation_error
+from negrec.strict import FrozenModel
 
 Action = Literal["positive", "negative", "ignore"]
 ACTION_CODES: dict[str, int] = {"positive": 0, "negative": 1}  # "ignore" rows are dropped
@@ -58,11 +57,7 @@ TABLE_LAYOUT_KEYS = ("header", "column_order", "delimiter")
 """Keys that describe a ``table`` text file; every other format's layout is fixed."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Columns(_Strict):
+class Columns(FrozenModel):
     """Source column name of each canonical field."""
 
     user_id: str = "user_id"
@@ -72,7 +67,7 @@ class Columns(_Strict):
     rating: str = "rating"
 
 
-class RatingRule(_Strict):
+class RatingRule(FrozenModel):
     """Ratings in [min, max] (inclusive; a missing bound is open) get ``action``."""
 
     action: Action
@@ -88,7 +83,7 @@ class RatingRule(_Strict):
         return self
 
 
-class ActionMapping(_Strict):
+class ActionMapping(FrozenModel):
     """A validated mapping; ``source`` names the file(s) it came from, for messages."""
 
     columns: Columns = Columns()

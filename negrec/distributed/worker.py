@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from negrec import checkpoint, tracking
 from negrec.batching import EvalBatch, TrainBatch
 from negrec.config import NegrecConfig
 from negrec.errors import NegrecError
 from negrec.model.gsasrec import ActionAwareGSASRec
+from negrec.strict import StrictModel
 from negrec.tracking import metric_name
 from negrec.training.loop import EpochReport, LoopHooks, TrainState, train, validate
 
@@ -32,10 +33,8 @@ BEST_NDCG_METRIC = "best_val_ndcg_at_10"
 Tune fails a trial whose report lacks the metric the sweep ranks on."""
 
 
-class WorkerSpec(BaseModel):
+class WorkerSpec(StrictModel):
     """Everything a worker needs, passed as ``train_loop_config`` (plain data)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     config: NegrecConfig
     data_uri: str

@@ -15,17 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from negrec.config import load_model
 from negrec.errors import NegrecError
+from negrec.strict import FrozenModel
 from negrec.tuning.space import Choice, Range, SearchSpace
 
 
-class FineRules(BaseModel):
+class FineRules(FrozenModel):
     """How the fine space is derived from the coarse results."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     top_n: int = Field(3, ge=1, description="Coarse configurations the fine space surrounds")
     widen: float = Field(1.5, ge=1.0, description="Factor on the top configurations' span")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from negrec.config import ConfigError, build_config, load_model, settable_keys, unflatten
+from negrec.strict import FrozenModel
 from negrec.tuning.fine import FineRules, load_rules
 from negrec.tuning.space import SearchSpace, load_space
 
@@ -24,21 +25,17 @@ STAGE_OWNED_KEYS = {"train.max_epochs"}
 """Set by each stage's budget (``epochs``), so neither a space nor ``fixed`` may set it."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StageBudget(_Strict):
+class StageBudget(FrozenModel):
     trials: int = Field(ge=1, description="Trials in this stage")
     epochs: int = Field(ge=2, description="Epochs of a trial that ASHA does not stop (max_t)")
 
 
-class Asha(_Strict):
+class Asha(FrozenModel):
     grace_period: int = Field(1, ge=1, description="Epochs before ASHA may stop a trial")
     reduction_factor: float = Field(2.0, gt=1.0, description="1/fraction kept at each rung")
 
 
-class Preset(_Strict):
+class Preset(FrozenModel):
     coarse_space: str = Field("../coarse.yaml", description="Relative to the preset file")
     fine_rules: str = Field("../fine_rules.yaml", description="Relative to the preset file")
     coarse: StageBudget

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from negrec import storage
 from negrec.distributed.worker import NDCG_METRIC, metric_name
+from negrec.strict import StrictModel
 from negrec.tuning.trial import Stage, TrialSpec
 
 StopReason = Literal["early_stopped_by_asha", "completed", "error"]
@@ -25,9 +24,7 @@ CHECKPOINT_PATH = "checkpoint_path"
 """Where ``TuneReportCallback`` puts the path of the checkpoint reported with a result."""
 
 
-class TrialRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TrialRecord(StrictModel):
     trial_id: str
     stage: Stage
     run_name: str
@@ -46,9 +43,7 @@ class TrialRecord(BaseModel):
         return max((epoch for epoch, _ in self.history), default=0)
 
 
-class StageSummary(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StageSummary(StrictModel):
     stage: Stage
     epochs: int
     space: dict[str, Any]

@@ -15,9 +15,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import Field, RootModel, model_validator
 
 from negrec.config import ConfigError, build_config, load_model, settable_keys, unflatten
+from negrec.strict import FrozenModel
 
 MAX_CHECKED_COMBINATIONS = 10_000
 """Choice combinations validated against the config when a space is read (heads must
@@ -25,11 +26,7 @@ divide dim, ...); more would make reading a huge space slow, and the first ones 
 catch a wrong value."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Range(_Strict):
+class _Range(FrozenModel):
     low: float
     high: float
     log: ClassVar[bool] = False
@@ -72,7 +69,7 @@ class LogUniform(_Range):
         return tune.loguniform(self.low, self.high)
 
 
-class Choice(_Strict):
+class Choice(FrozenModel):
     kind: Literal["choice"]
     values: list[Any] = Field(min_length=1)
 

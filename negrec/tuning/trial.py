@@ -12,20 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from negrec import tracking
 from negrec.config import NegrecConfig, build_config, unflatten
+from negrec.strict import FrozenModel
 
 Stage = Literal["coarse", "fine"]
 STAGE_TAG = "negrec.stage"
 TRIAL_TAG = "negrec.trial_id"
 
 
-class TrialSpec(BaseModel):
+class TrialSpec(FrozenModel):
     """What the trials of one stage share; plain data, because Tune ships it to them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     sweep: str
     stage: Stage
