@@ -1,6 +1,6 @@
 """How fast each loss learns on the generated log, against most-popular, in one run.
 
-Trains the demo-sized model (configs/demo.yaml) with ``negrec train`` (Ray Train, one
+Trains the demo-sized model (recipe ``demo``) with ``negrec train`` (Ray Train, one
 worker) on the same prepared data with: full-catalogue cross-entropy, gBCE (256 uniform
 negatives, t=0.75, the reference recipe), SASRec's BCE (one negative) and sampled
 softmax (128 negatives), each for the same number of epochs, and records validation
@@ -23,8 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from product_runs import NEGREC, RunResult, Variant, train_and_evaluate
 from report import machine, update_section
 
+from negrec import recipes
+
 RESULTS_MD = Path(__file__).resolve().parent.parent / "docs" / "results.md"
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+DEMO_CONFIG = recipes.recipe_path("demo")
 QUALITY = 0.30
 """Validation NDCG@10 whose first crossing is reported (about twice most-popular)."""
 LOSSES = {
@@ -54,7 +56,7 @@ def table(runs: dict[str, RunResult], epochs: int) -> str:
         "## Loss functions on the generated log (demo scale)",
         "",
         f"`python benchmarks/losses.py --epochs {epochs}` - 3,000 users, 1,000 items,"
-        " 150,000 events; the model of `configs/demo.yaml` (d=64, 2 blocks, length 50),"
+        " 150,000 events; the model of recipe `demo` (d=64, 2 blocks, length 50),"
         " Adam lr 3e-3, batch 128, trained by `negrec train` (1 Ray Train worker, 2 CPUs),"
         " seed 0. Validation NDCG@10 after the given epoch, the training-loop seconds"
         " (training and validation, Ray start-up excluded) in all and until validation"

@@ -14,7 +14,7 @@ the workdir, never copied) go through ``negrec prepare --format movielens`` twic
   (ratings <= 3 ignored): the same positives, no rejected items.
 
 Variants, each a ``negrec train`` run (Ray Train) of the cross-entropy recipe
-``configs/ml1m.yaml`` (full-catalogue softmax, SASRec+: d=64, 2 blocks, length 200, Adam
+``ml1m`` (full-catalogue softmax, SASRec+: d=64, 2 blocks, length 200, Adam
 lr 1e-3, batch 128, 104 passes; ``--epochs`` / ``--budget-minutes`` change the budget):
 
 (a) positives only: ``model.num_actions=1``, trained on the positives-only dataset;
@@ -78,13 +78,14 @@ from product_runs import (
 )
 from report import update_section
 
+from negrec import recipes
 from negrec.tuning import results as sweep_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOCS = ROOT / "docs"
 RESULTS = HERE / "results" / "ml1m_negative_feedback"
-RECIPE = ROOT / "configs" / "ml1m.yaml"
+RECIPE = recipes.recipe_path("ml1m")
 POSITIVES_ONLY = HERE / "ml1m_positives_only.yaml"
 SECTION = "ml1m_negative_feedback"
 SWEEP_POINTS = "ntr-sweep"
@@ -295,7 +296,7 @@ def table(
         " (rating >= 4 positive, <= 2 negative, 3 ignored; leave-one-out; at most 512 and"
         " 10% validation users; item clusters: each movie's first genre) and, for (a),"
         " with `--actions benchmarks/ml1m_positives_only.yaml` (ratings <= 3 ignored)."
-        " Every row is `negrec train` (Ray Train) on `configs/ml1m.yaml` (full-catalogue"
+        " Every row is `negrec train` (Ray Train) on recipe `ml1m` (full-catalogue"
         " cross-entropy, SASRec+: d=64, 2 blocks, length 200, Adam lr 1e-3, batch 128)"
         " with the overrides in its command below (kept under"
         f" `{_shown_path(results)}`), scored by `negrec evaluate --split test --data` on"

@@ -36,12 +36,14 @@ from product_runs import (
 )
 from report import update_section
 
+from negrec import recipes
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOCS = ROOT / "docs"
 RESULTS = HERE / "results" / "ml1m_table"
-ML1M = ROOT / "configs" / "ml1m.yaml"
-GSASREC = ROOT / "configs" / "gsasrec.yaml"
+ML1M = recipes.recipe_path("ml1m")
+GSASREC = recipes.recipe_path("gsasrec")
 BUDGET = "train.time_budget_minutes=30"
 
 CROSS_ENTROPY = Variant("cross-entropy (SASRec+ recipe)", ML1M)
@@ -121,9 +123,9 @@ def table(results: dict[str, list[RunResult]]) -> str:
         " the command of each run is in its file under `benchmarks/results/ml1m_table/`) and"
         " `negrec evaluate --split test` on the best validation weights (512 validation"
         " users): full-catalogue ranking, input items excluded, the 5,062 users whose test"
-        " input is exact. Recipes: `configs/ml1m.yaml` (cross-entropy, SASRec+: d=64, 2"
+        " input is exact. Recipes: `ml1m` (cross-entropy, SASRec+: d=64, 2"
         " blocks, dropout 0.1, length 200, Adam lr 1e-3, batch 128, 104 passes = 4,992"
-        " steps) and `configs/gsasrec.yaml` (gBCE / BCE: d=128, dropout 0.5, 30-minute"
+        " steps) and `gsasrec` (gBCE / BCE: d=128, dropout 0.5, 30-minute"
         " budget). Steps are optimiser steps of 128 sequences.",
         "",
         "| model | seeds | workers | steps | wall minutes (mean load average) | processor |"

@@ -2,7 +2,7 @@
 
 Two recipes on the real ML-1M training rows (the gSASRec split as ``negrec prepare
 --format sasrec`` lays it out, batches from the product's loader, bucketed and trimmed
-as ``negrec train`` makes them for the recipe): ``configs/ml1m.yaml`` (cross-entropy, d=64)
+as ``negrec train`` makes them for the recipe): recipe ``ml1m`` (cross-entropy, d=64)
 and the default architecture (d=128) with cross-entropy. For each, both precisions
 train from the same initial weights on the same batches in the same process, and the
 script reports the median step time, the ratio, and how far the bf16 run's training
@@ -43,7 +43,7 @@ from negrec.training.loop import LoopHooks, make_optimizer, validate
 from negrec.training.precision import autocast_for, cpu_has_bf16_matrix_units
 
 RECIPES = {
-    "configs/ml1m.yaml (ce, d=64)": [],
+    "recipe ml1m (ce, d=64)": [],
     "ce, d=128, dropout 0.5": ["model.dim=128", "model.dropout=0.5"],
 }
 TOLERANCE = 0.03
@@ -71,7 +71,7 @@ def train_steps(
         if index:  # the first step warms kernels and the allocator
             times.append(time.perf_counter() - start)
         losses.append(loss.ranking)
-    val = validate(model, local_eval_batches(prepared, "val", 512, 200), device, LoopHooks())
+    val = validate(model, local_eval_batches(prepared, "val", 512, 200), device, LoopHooks(), 10)
     return {
         "median_s": statistics.median(times),
         "final_loss": statistics.mean(losses[-10:]),
@@ -139,8 +139,8 @@ def main() -> int:
         f" **{'within' if worst <= TOLERANCE else 'outside'}**)."
         f" bf16 was faster for: {', '.join(faster) or 'none'}. `train.precision: auto` takes"
         " bf16 on CPUs with AMX tiles (as here) and on CUDA, fp32 elsewhere: bf16 pays at the"
-        " default width (d=128); recipes of width 64 (`configs/ml1m.yaml`,"
-        " `configs/demo.yaml`, the demo and tiny presets) pin `fp32`.",
+        " default width (d=128); recipes of width 64 (`ml1m`, `demo`,"
+        " the demo and tiny presets) pin `fp32`.",
     ]
     update_section(BENCHMARKS_MD, "precision", "\n".join(lines))
     print("\n".join(lines))

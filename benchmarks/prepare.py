@@ -34,12 +34,14 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import BENCHMARKS_MD, machine, update_section
 
-from negrec import generate
-from negrec.data.actions import ACTION_CODES, load_mapping
+from negrec.action_codes import CODES
+from negrec.data.actions import load_mapping
 from negrec.data.adapters import discover
+from negrec.data.generated_log import MARKER, GenerateConfig
+from negrec.data.generated_log import run as generate_log
+from negrec.data.preparation import prepare
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.splits import validation_keys
-from negrec.prepare import run as prepare
 
 GIB = 2**30
 
@@ -74,11 +76,9 @@ class PeakRss(threading.Thread):
 
 def generated_log(workdir: Path, events: int, users: int, items: int, seed: int) -> Path:
     out = workdir / f"synthetic-e{events}-u{users}-i{items}-s{seed}"
-    if not (out / generate.MARKER).exists():
-        generate.run(
-            generate.GenerateConfig(
-                out=str(out), users=users, items=items, events=events, seed=seed
-            )
+    if not (out / MARKER).exists():
+        generate_log(
+            GenerateConfig(out=str(out), users=users, items=items, events=events, seed=seed)
         )
     return out
 
@@ -92,7 +92,7 @@ def pandas_prepare(config: PrepareConfig, out: Path) -> dict[str, int]:
         frame["file_index"], frame["row"] = index, np.arange(1, len(frame) + 1)
         frames.append(frame)
     df = pd.concat(frames, ignore_index=True)
-    codes = {event: ACTION_CODES.get(action, -1) for event, action in mapping.events.items()}
+    codes = {event: CODES.get(action, -1) for event, action in mapping.events.items()}
     df["action"] = df.pop("event").map(codes).astype(np.int8)
     df = df[df["action"] >= 0]
     df["timestamp"] *= 1000

@@ -23,7 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import BENCHMARKS_MD, machine, median, update_section
 
-from negrec.batching import NEGATIVE, TrainBatch
+from negrec.action_codes import NEGATIVE
+from negrec.batching import TrainBatch
 from negrec.config import ModelConfig, ObjectiveConfig
 from negrec.model import ActionAwareGSASRec
 from negrec.objectives import training_loss

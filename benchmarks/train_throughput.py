@@ -25,10 +25,11 @@ from ray.train import UserCallback
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import BENCHMARKS_MD, machine, median, update_section
 
-from negrec import generate, prepare
 from negrec.config import load_config
+from negrec.data import generated_log
+from negrec.data.preparation import prepare
 from negrec.data.prepare_config import PrepareConfig
-from negrec.train import TrainJob, run
+from negrec.distributed.trainer import TrainJob, run
 
 
 class EpochMetrics(UserCallback):
@@ -48,10 +49,12 @@ def prepared_log(workdir: Path) -> str:
     out = workdir / "prepared"
     if (out / "manifest.json").exists():
         return str(out)
-    generate.run(
-        generate.GenerateConfig(out=str(workdir / "log"), users=3000, items=3000, events=750_000)
+    generated_log.run(
+        generated_log.GenerateConfig(
+            out=str(workdir / "log"), users=3000, items=3000, events=750_000
+        )
     )
-    prepare.run(PrepareConfig(events=str(workdir / "log"), out=str(out)))
+    prepare(PrepareConfig(events=str(workdir / "log"), out=str(out)))
     return str(out)
 
 

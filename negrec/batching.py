@@ -4,7 +4,7 @@ Why one module: the Ray Data loaders, the in-process loaders, the tests and the
 benchmarks must agree on one layout. Sequences are *left*-padded so that the last
 position is always the most recent interaction (the one whose output is scored at
 evaluation time). Item ids are vocabulary indices: 0 is padding, real items are
-1..num_items. Actions are 0 = positive, 1 = negative (a single-action dataset uses 0).
+1..num_items. Actions are the codes of ``negrec.action_codes``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from negrec.action_codes import NEGATIVE, POSITIVE
+
 PAD = 0
-POSITIVE = 0
-NEGATIVE = 1
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,38 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from negrec import __version__, storage
+from negrec import storage
 from negrec.config import NegrecConfig, build_config
 from negrec.errors import NegrecError
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.storage import StorageOptions
-from negrec.training.loop import TrainState
+from negrec.version import __version__
 
 STATE_FILE = "state.pt"
 RECORD_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainState:
+    """Everything needed to resume exactly where an epoch ended."""
+
+    epoch: int = 0
+    step: int = 0
+    best_ndcg: float = -math.inf
+    best_epoch: int = 0
+    epochs_without_gain: int = 0
+    best_model_state: dict[str, torch.Tensor] | None = None
+    optimizer_state: dict[str, Any] | None = None
+    rng_state: torch.Tensor | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass

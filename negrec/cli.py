@@ -1,8 +1,8 @@
 """The ``negrec`` command: one subcommand per pipeline stage.
 
-Each stage lives in its own module ``negrec.<stage>`` exposing ``add_arguments(parser)``
-and ``main(args) -> int``; the CLI only dispatches, so ``jobs/*.py`` and library users
-call exactly the same functions. Stage modules are imported lazily to keep ``--help``
+Each stage is a module ``negrec.stages.<stage>`` exposing ``add_arguments(parser)`` and
+``main(args) -> int``; the CLI only dispatches, so ``jobs/*.py`` run exactly the same
+code. Stage modules are imported lazily to keep ``--help``
 fast (torch and Ray take seconds to import).
 """
 
@@ -34,7 +34,7 @@ NOT_BUILT_EXIT = 2
 
 
 def _stage_module(stage: str) -> ModuleType | None:
-    name = f"negrec.{stage}"
+    name = f"negrec.stages.{stage}"
     if importlib.util.find_spec(name) is None:
         return None
     return importlib.import_module(name)

@@ -101,7 +101,9 @@ class TrainConfig(StrictModel):
     steps_per_epoch: int | None = Field(
         None, ge=1, description="Cap on optimiser steps per epoch; null = one pass."
     )
-    patience: int = Field(5, ge=1, description="Epochs without NDCG@10 gain before stopping.")
+    patience: int = Field(
+        5, ge=1, description="Epochs without validation NDCG@eval_k gain before stopping."
+    )
     time_budget_minutes: float | None = Field(
         None, gt=0.0, description="Stop after the epoch that uses up this wall time; null = off."
     )
@@ -222,9 +224,11 @@ def load_model(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     flags: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> Schema:
     """Defaults, then the YAML file (if any), then ``key=value`` overrides, then ``flags``
-    (a stage's own command-line options, which are the most explicit).
+    (a stage's own command-line options, which are the most explicit). ``name`` stands
+    for the file in messages about wrong keys (a built-in recipe's name, say).
 
     Shared by every stage's config so that all of them read files and ``--set`` the
     same way and report wrong keys the same way.
@@ -242,7 +246,7 @@ def load_model(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, not {loaded!r}")
         values = loaded
-        source = str(path)
+        source = name or str(path)
     if overrides:
         values = _merge(values, parse_overrides(overrides))
         source += " + --set"
@@ -257,6 +261,30 @@ def build_config(values: dict[str, Any], source: str = "values") -> NegrecConfig
     return build_model(NegrecConfig, values, source)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> NegrecConfig:
-    """Defaults, then the YAML file (if any), then ``key=value`` overrides."""
-    return load_model(NegrecConfig, path, overrides)
+def config_path(config: str | Path) -> Path:
+    """``--config``: a built-in recipe's name (``demo``, ``gsasrec``, ``ml1m``: package
+    data in ``negrec/recipes/``) or a path to a YAML file."""
+    from negrec import recipes
+
+    if isinstance(config, str) and config in recipes.recipe_names():
+        return recipes.recipe_path(config)
+    path = Path(config)
+    if not path.exists():
+        names = ", ".join(recipes.recipe_names())
+        raise ConfigError(
+            f"cannot read config file {path}: no such file, nor a built-in recipe "
+            f"(--config NAME: {names})"
+        )
+    return path
+
+
+def load_config(
+    config: str | Path | None = None, overrides: list[str] | None = None
+) -> NegrecConfig:
+    """Defaults, then the recipe (a built-in name or a YAML file; see :func:`config_path`),
+    then ``key=value`` overrides."""
+    if config is None:
+        return load_model(NegrecConfig, None, overrides)
+    path = config_path(config)
+    named = f"recipe {config}" if Path(config) != path else None  # a built-in, by name
+    return load_model(NegrecConfig, path, overrides, name=named)

@@ -14,19 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from negrec import tracking
+from negrec import tags, tracking
 from negrec.errors import NegrecError
 from negrec.storage import redact
 
 CHAMPION = "champion"
 DEFAULT_MODEL_NAME = "negrec"
-TAG_PREFIX = "negrec."
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
-
-
-def metric_tag(metric: str) -> str:
-    """``ndcg@10`` -> ``negrec.test_ndcg_at_10`` (the tag a version's test metric lives in)."""
-    return f"{TAG_PREFIX}test_{tracking.metric_name(metric)}"
 
 
 @dataclass(frozen=True)
@@ -111,16 +105,18 @@ def champion(client: Any, name: str) -> Any | None:
 def version_metric(version: Any, metric: str) -> float | None:
     """A version's test metric from its tag (None when absent or not a number)."""
     try:
-        return float(version.tags[metric_tag(metric)])
+        return float(version.tags[tags.test_metric(metric)])
     except (KeyError, ValueError):
         return None
 
 
-def register(client: Any, name: str, source: str, run_id: str, tags: dict[str, str]) -> str:
+def register(client: Any, name: str, source: str, run_id: str, version_tags: dict[str, str]) -> str:
     """Register the model at ``source`` as a new version of ``name`` (created if needed);
     returns the version number."""
     if registered_model(client, name) is None:
         client.create_registered_model(
             name, description="action-aware gSASRec recommenders (negrec)"
         )
-    return str(client.create_model_version(name, source=source, run_id=run_id, tags=tags).version)
+    return str(
+        client.create_model_version(name, source=source, run_id=run_id, tags=version_tags).version
+    )

@@ -1,8 +1,9 @@
 """MLflow tracking: where the store is, one run per training run, metrics logged once.
 
 Why a module: every stage (train, tune, promote) must agree on the tracking URI, the
-experiment and how a re-run finds its earlier MLflow run; and nothing here may leak a
-credential (a tracking URI can carry ``user:password@``).
+experiment, where its artifacts go (beside the store, never the working directory:
+:func:`artifact_location`) and how a re-run finds its earlier MLflow run; and nothing
+here may leak a credential (a tracking URI can carry ``user:password@``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from negrec.storage import redact
 
 RUN_NAME_TAG = "negrec.run_name"
 DEFAULT_EXPERIMENT = "negrec"
+ARTIFACT_ROOT_ENV = "NEGREC_ARTIFACT_ROOT"
+"""Artifact location of the experiments negrec creates; see :func:`artifact_location`."""
+ARTIFACTS_FOLDER = "mlartifacts"
+"""Beside a sqlite database, the folder of its experiments' artifacts."""
+DATABASE_SCHEMES = {"postgresql", "mysql", "mssql", "oracle"}
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -57,9 +63,32 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
 
 
 def artifact_location(uri: str) -> str | None:
-    """For a sqlite store, keep artifacts beside the database (not in the cwd)."""
-    if uri.startswith("sqlite:///"):
-        return str(Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts")
+    """Where an experiment that negrec creates keeps its artifacts: never wherever the
+    process happens to run (MLflow's own default for a database store is ``./mlruns``
+    in the working directory, resolved by whichever process creates the experiment).
+
+    - ``NEGREC_ARTIFACT_ROOT`` if set: a folder (made absolute) or a URI (``s3://...``);
+    - a sqlite store ``sqlite:///DIR/mlflow.db``: ``DIR/mlartifacts``, beside the
+      database, so the two move (and are deleted) together;
+    - a tracking server (``http(s)://``, ``databricks``) or a file store: None, the
+      server's ``--artifacts-destination`` or the store's own folder decides;
+    - another database (``postgresql://``, ...): refused without ``NEGREC_ARTIFACT_ROOT``.
+
+    An experiment keeps the location it was created with (MLflow cannot move it).
+    """
+    root = os.environ.get(ARTIFACT_ROOT_ENV)
+    if root:
+        return root if "://" in root else str(Path(root).expanduser().resolve())
+    uri = resolve_tracking_uri(uri)
+    scheme = uri.partition(":")[0].split("+")[0].lower() if "://" in uri else "file"
+    if scheme == "sqlite":
+        return str(Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_FOLDER)
+    if scheme in DATABASE_SCHEMES:
+        raise NegrecError(
+            f"tracking store {redact(uri)} is a database with no place for artifacts: set "
+            f"{ARTIFACT_ROOT_ENV} (e.g. s3://my-bucket/mlflow), or track through an MLflow "
+            "server started with --artifacts-destination"
+        )
     return None
 
 

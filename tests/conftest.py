@@ -36,13 +36,16 @@ pytest_plugins = ["tests.s3"]
 @pytest.fixture(scope="session")
 def small_prepared(ray_session, tmp_path_factory) -> str:
     """A generated log (1,500 users, 600 items) prepared once per session on Ray Data."""
-    from negrec import generate, prepare
+    from negrec.data import generated_log
+    from negrec.data.preparation import prepare
     from negrec.data.prepare_config import PrepareConfig
 
     root = tmp_path_factory.mktemp("small")
-    generate.run(
-        generate.GenerateConfig(out=str(root / "log"), users=1500, items=600, events=60_000, seed=3)
+    generated_log.run(
+        generated_log.GenerateConfig(
+            out=str(root / "log"), users=1500, items=600, events=60_000, seed=3
+        )
     )
     out = str(root / "prepared")
-    prepare.run(PrepareConfig(events=str(root / "log"), out=out))
+    prepare(PrepareConfig(events=str(root / "log"), out=out))
     return out

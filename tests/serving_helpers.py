@@ -27,10 +27,11 @@ def _checkpoint(prepared_uri: str, directory: Path, epochs: int) -> str:
     import torch
 
     from negrec import checkpoint
+    from negrec.checkpoint import TrainState
     from negrec.config import build_config
     from negrec.data.loaders import load_prepared, local_eval_batches, local_train_batches
     from negrec.model import ActionAwareGSASRec
-    from negrec.training import TrainState, train
+    from negrec.training import train
 
     config = build_config(
         {

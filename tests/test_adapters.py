@@ -19,8 +19,8 @@ from negrec.config import ConfigError
 from negrec.data import readers
 from negrec.data.actions import build_mapping, load_mapping
 from negrec.data.adapters import discover, iter_normalised, normalise, read_file
+from negrec.data.generated_log import GenerateConfig, run
 from negrec.errors import NegrecError
-from negrec.generate import GenerateConfig, run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POS, NEG = 0, 1

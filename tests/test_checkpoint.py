@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from negrec import checkpoint
+from negrec.checkpoint import TrainState
 from negrec.config import build_config
 from negrec.errors import NegrecError
 from negrec.model import ActionAwareGSASRec
-from negrec.training import TrainState
 
 
 def _saved(tmp_path: Path) -> tuple[Path, ActionAwareGSASRec]:

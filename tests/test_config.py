@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import negrec
+from negrec import recipes
 from negrec.config import ConfigError, load_config, parse_overrides
 
 
@@ -58,17 +60,44 @@ def test_malformed_override_and_file_errors(tmp_path: Path) -> None:
         load_config(overrides=["train.lr=1e-3", "train.lr.x=2"])
 
 
-RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+RECIPES = recipes.recipe_names()
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
-def test_every_shipped_recipe_loads(recipe: Path) -> None:
+def test_the_recipes_are_package_data() -> None:
+    assert {"demo", "gsasrec", "ml1m"} <= set(RECIPES)
+    for name in RECIPES:
+        path = recipes.recipe_path(name)
+        assert path.parent == Path(negrec.__file__).parent / "recipes"
+        assert recipes.recipe_text(name) == path.read_text()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_shipped_recipe_loads(recipe: str) -> None:
     config = load_config(recipe)
     assert config.model.heads >= 1  # validated: a misspelt key would have raised
+    assert load_config(recipes.recipe_path(recipe)) == config  # by name or by path
 
 
 def test_the_recipes_keep_their_losses() -> None:
-    by_name = {p.stem: load_config(p) for p in RECIPES}
+    by_name = {name: load_config(name) for name in RECIPES}
     assert by_name["ml1m"].objective.loss == "ce"
     assert by_name["gsasrec"].objective.loss == "gbce"
     assert by_name["gsasrec"].objective.gbce_t == 0.75
+
+
+def test_a_missing_config_file_lists_the_builtin_recipes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"cannot read config file configs/ml1m\.yaml") as error:
+        load_config("configs/ml1m.yaml")  # where the recipes were before they were packaged
+    assert "built-in recipe (--config NAME: demo, gsasrec, ml1m)" in str(error.value)
+
+
+def test_a_path_and_a_recipe_name_are_told_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.yaml").write_text("model: {dim: 16}\n")
+    assert load_config("demo.yaml").model.dim == 16  # a path: the file
+    assert load_config("demo").model.dim == 64  # a name: the built-in recipe

@@ -18,9 +18,9 @@ from ray.train import UserCallback
 from negrec import checkpoint, tracking
 from negrec.config import build_config
 from negrec.data.loaders import item_counts, load_prepared, local_eval_batches
+from negrec.distributed.trainer import TrainJob, run
 from negrec.evaluation import evaluate, model_scorer, popularity_scorer
 from negrec.model import ActionAwareGSASRec
-from negrec.train import TrainJob, run
 
 pytestmark = pytest.mark.slow
 

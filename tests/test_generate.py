@@ -14,6 +14,7 @@ import pytest
 
 from negrec import storage
 from negrec.cli import main as cli_main
+from negrec.data.generated_log import GenerateConfig, run
 from negrec.data.synthetic import (
     NEGATIVE_EVENTS,
     SyntheticParams,
@@ -22,7 +23,6 @@ from negrec.data.synthetic import (
     item_clusters,
 )
 from negrec.errors import NegrecError
-from negrec.generate import GenerateConfig, run
 
 USERS, ITEMS, EVENTS = 400, 1_000, 40_000
 

@@ -6,10 +6,11 @@ import copy
 
 import torch
 
+from negrec.checkpoint import TrainState
 from negrec.config import NegrecConfig, build_config
 from negrec.evaluation import evaluate, model_scorer, popularity_scorer
 from negrec.model import ActionAwareGSASRec
-from negrec.training import EpochReport, LoopHooks, TrainState, train
+from negrec.training import EpochReport, LoopHooks, train
 from tests.patterns import item_counts, pattern_sequences, split_last_positive, train_batches
 
 NUM_ITEMS = 40

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from negrec.config import ConfigError
-from negrec.pipeline import PipelineConfig, run
+from negrec.workflow.pipeline import PipelineConfig, run
 
 
 @pytest.mark.parametrize(

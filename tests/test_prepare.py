@@ -24,14 +24,14 @@ from negrec.data import loaders
 from negrec.data.actions import load_mapping
 from negrec.data.adapters import discover
 from negrec.data.files import read_parquet
+from negrec.data.generated_log import GenerateConfig
+from negrec.data.generated_log import run as generate
 from negrec.data.manifest import MANIFEST
 from negrec.data.partition import partition_file
+from negrec.data.preparation import prepare
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.split_tasks import analyse_partition, build_vocabulary, write_partition
 from negrec.errors import NegrecError
-from negrec.generate import GenerateConfig
-from negrec.generate import run as generate
-from negrec.prepare import run as prepare
 
 MAX_LEN = 20
 

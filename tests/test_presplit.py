@@ -12,9 +12,9 @@ import pytest
 from negrec.cli import main as cli_main
 from negrec.data import loaders
 from negrec.data.files import read_parquet
+from negrec.data.preparation import prepare
 from negrec.data.prepare_config import PrepareConfig
 from negrec.errors import NegrecError
-from negrec.prepare import run as prepare
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sasrec"
 

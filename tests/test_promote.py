@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from negrec import cli, promote, registry, tracking
+from negrec import cli, registry, tags, tracking
 from negrec.errors import NegrecError
+from negrec.serving import promotion
 from tests.s3 import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from tests.serving_helpers import Checkpoints, checkpoints, closed_port_uri, sqlite_store
 
@@ -29,7 +30,7 @@ def no_compute(monkeypatch: pytest.MonkeyPatch) -> None:
     def evaluate(*args: object, **kwargs: object) -> None:
         raise AssertionError("evaluation started before the input was checked")
 
-    monkeypatch.setattr("negrec.evaluate.run", evaluate)
+    monkeypatch.setattr("negrec.evaluation.checkpoint_metrics.evaluate_checkpoint", evaluate)
 
 
 def _version(tags: dict[str, str], version: str = "7") -> SimpleNamespace:
@@ -37,14 +38,14 @@ def _version(tags: dict[str, str], version: str = "7") -> SimpleNamespace:
 
 
 def test_decision_needs_a_strictly_better_score_or_force() -> None:
-    champion = _version({registry.metric_tag("ndcg@10"): "0.2"})
-    assert promote.decide(0.1, "8", None, force=False).promote
-    assert promote.decide(0.21, "8", champion, force=False).promote
-    assert not promote.decide(0.2, "8", champion, force=False).promote
-    assert not promote.decide(0.1, "8", champion, force=False).promote
-    assert promote.decide(0.1, "8", champion, force=True).promote
+    champion = _version({tags.test_metric("ndcg@10"): "0.2"})
+    assert promotion.decide(0.1, "8", None, force=False, k=10).promote
+    assert promotion.decide(0.21, "8", champion, force=False, k=10).promote
+    assert not promotion.decide(0.2, "8", champion, force=False, k=10).promote
+    assert not promotion.decide(0.1, "8", champion, force=False, k=10).promote
+    assert promotion.decide(0.1, "8", champion, force=True, k=10).promote
     untagged = _version({})
-    refused = promote.decide(0.9, "8", untagged, force=False)
+    refused = promotion.decide(0.9, "8", untagged, force=False, k=10)
     assert not refused.promote and "unknown" in refused.reason
 
 
@@ -53,7 +54,7 @@ def test_missing_or_damaged_checkpoint_is_refused_before_compute(
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # never opened: the checks come first
     with pytest.raises(NegrecError, match="not a complete negrec checkpoint"):
-        promote.run(str(tmp_path / "nowhere"), tracking_uri=uri)
+        promotion.run(str(tmp_path / "nowhere"), tracking_uri=uri)
     damaged = tmp_path / "damaged"
     shutil.copytree(saved.bad, damaged)
     state = damaged / "state.pt"
@@ -61,7 +62,7 @@ def test_missing_or_damaged_checkpoint_is_refused_before_compute(
     data[len(data) // 2] ^= 0xFF
     state.write_bytes(bytes(data))
     with pytest.raises(NegrecError, match="SHA-256"):
-        promote.run(str(damaged), tracking_uri=uri)
+        promotion.run(str(damaged), tracking_uri=uri)
 
 
 def test_unreachable_tracking_server_is_a_clean_cli_error(
@@ -79,7 +80,7 @@ def test_unknown_sweep_is_refused(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, no_compute: None
 ) -> None:
     with pytest.raises(NegrecError, match="no sweep named 'nope'"):
-        promote.run(sweep="nope", tracking_uri=sqlite_store(tmp_path, tmp_path_factory))
+        promotion.run(sweep="nope", tracking_uri=sqlite_store(tmp_path, tmp_path_factory))
 
 
 def _champion(uri: str) -> str:
@@ -109,26 +110,26 @@ def test_champion_moves_only_to_a_better_version_or_with_force(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     uri = sqlite_store(tmp_path, tmp_path_factory)
-    first = promote.run(saved.bad, tracking_uri=uri)
+    first = promotion.run(saved.bad, tracking_uri=uri)
     assert first["promoted"] and first["version"] == "1" and _champion(uri) == "1"
 
     # The good checkpoint arrives as the best of a sweep (tags as `negrec tune` sets them).
     client = tracking.client(uri)
     exp = tracking.experiment_id(uri)
-    older = client.create_run(exp, start_time=1, tags={promote.SWEEP_NAME_TAG: "s1"})
-    client.set_tag(older.info.run_id, promote.SWEEP_CHECKPOINT_TAG, saved.bad)
-    latest = client.create_run(exp, start_time=2, tags={promote.SWEEP_NAME_TAG: "s1"})
-    client.set_tag(latest.info.run_id, promote.SWEEP_CHECKPOINT_TAG, saved.good)
-    better = promote.run(sweep="s1", tracking_uri=uri)
+    older = client.create_run(exp, start_time=1, tags={tags.SWEEP_NAME: "s1"})
+    client.set_tag(older.info.run_id, tags.BEST_CHECKPOINT_URI, saved.bad)
+    latest = client.create_run(exp, start_time=2, tags={tags.SWEEP_NAME: "s1"})
+    client.set_tag(latest.info.run_id, tags.BEST_CHECKPOINT_URI, saved.good)
+    better = promotion.run(sweep="s1", tracking_uri=uri)
     assert better["checkpoint"] == saved.good
     assert better["test_ndcg@10"] > first["test_ndcg@10"]
     assert better["promoted"] and _champion(uri) == better["version"] == "2"
     assert better["previous_champion_version"] == "1"
-    tags = client.get_model_version("negrec", "2").tags
-    assert float(tags[registry.metric_tag("ndcg@10")]) == better["test_ndcg@10"]
-    assert float(tags[registry.metric_tag("recall@10")]) == better["test_recall@10"]
+    version_tags = client.get_model_version("negrec", "2").tags
+    assert float(version_tags[tags.test_metric("ndcg@10")]) == better["test_ndcg@10"]
+    assert float(version_tags[tags.test_metric("recall@10")]) == better["test_recall@10"]
 
-    worse = promote.run(saved.bad, tracking_uri=uri)
+    worse = promotion.run(saved.bad, tracking_uri=uri)
     assert worse["version"] == "3" and not worse["promoted"]
     assert _champion(uri) == "2" and worse["champion_version"] == "2"
     assert "does not beat the champion" in worse["decision"]

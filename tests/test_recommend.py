@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from negrec import checkpoint, cli, promote
+from negrec import checkpoint, cli
 from negrec.errors import NegrecError
 from negrec.model.scoring import top_k
-from negrec.recommend import recommend
+from negrec.serving import promotion
+from negrec.serving.api import recommend
 from negrec.serving.vocabulary import Vocabulary
 from tests.serving_helpers import Checkpoints, checkpoints, closed_port_uri, sqlite_store
 
@@ -32,7 +33,7 @@ def saved(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> Chec
 def champion(saved: Checkpoints, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry whose champion is the trained checkpoint; returns its tracking URI."""
     uri = sqlite_store(tmp_path_factory.mktemp("registry"), tmp_path_factory)
-    assert promote.run(saved.good, tracking_uri=uri)["promoted"]
+    assert promotion.run(saved.good, tracking_uri=uri)["promoted"]
     return uri
 
 

@@ -20,10 +20,13 @@ from typing import Any
 
 import pytest
 
-from negrec import checkpoint, cli, promote, tracking, tune
+from negrec import checkpoint, cli, recipes, tags, tracking
+from negrec.serving import promotion
 from negrec.tuning import report, results
+from negrec.tuning.driver import TuneJob
+from negrec.tuning.driver import run as run_sweep
 from negrec.tuning.fine import derive_fine_space
-from negrec.tuning.preset import PRESETS_DIR, load_plan
+from negrec.tuning.preset import load_plan
 from negrec.tuning.space import Choice, SearchSpace
 
 pytestmark = pytest.mark.slow
@@ -54,8 +57,8 @@ def _tune_args(data: str, storage: Path, tracking_uri: str, preset: str = "tiny"
 
 def _bad_preset(tmp_path: Path, space: str) -> str:
     (tmp_path / "space.yaml").write_text(space)
-    preset = (PRESETS_DIR / "tiny.yaml").read_text().replace("../coarse.yaml", "space.yaml")
-    preset = preset.replace("../fine_rules.yaml", str(PRESETS_DIR.parent / "fine_rules.yaml"))
+    preset = recipes.preset_path("tiny").read_text().replace("../coarse.yaml", "space.yaml")
+    preset = preset.replace("../fine_rules.yaml", str(recipes.tuning_path("fine_rules.yaml")))
     path = tmp_path / "preset.yaml"
     path.write_text(preset)
     return str(path)
@@ -234,11 +237,11 @@ def test_asha_stops_weak_trials_and_the_fine_space_surrounds_the_best(
 def test_mlflow_holds_the_sweep_run_with_one_child_run_per_trial(sweep: SimpleNamespace) -> None:
     client = tracking.client(sweep.tracking_uri)
     parent = client.get_run(sweep.summary["mlflow_run_id"])
-    assert parent.data.tags[report.SWEEP_TAG] == NAME
-    assert parent.data.tags[report.BEST_CHECKPOINT_TAG] == sweep.summary["best_checkpoint"]
-    assert json.loads(parent.data.tags[report.BEST_CONFIG_TAG]) == sweep.summary["best_config"]
+    assert parent.data.tags[tags.SWEEP_NAME] == NAME
+    assert parent.data.tags[tags.BEST_CHECKPOINT_URI] == sweep.summary["best_checkpoint"]
+    assert json.loads(parent.data.tags[tags.BEST_CONFIG]) == sweep.summary["best_config"]
     assert parent.info.status == "FINISHED"
-    assert promote.sweep_checkpoint(sweep.tracking_uri, NAME) == sweep.summary["best_checkpoint"]
+    assert promotion.sweep_checkpoint(sweep.tracking_uri, NAME) == sweep.summary["best_checkpoint"]
     trials = sweep.coarse.trials + sweep.fine.trials
     stopped = sum(trial.stop_reason == "early_stopped_by_asha" for trial in trials)
     assert parent.data.metrics["trials_stopped_by_asha"] == stopped
@@ -258,7 +261,7 @@ def test_mlflow_holds_the_sweep_run_with_one_child_run_per_trial(sweep: SimpleNa
     for trial in trials:
         run = by_name[trial.run_name]
         assert run.data.tags["negrec.stage"] == trial.stage
-        assert run.data.tags[report.STOP_REASON_TAG] == trial.stop_reason
+        assert run.data.tags[tags.STOP_REASON] == trial.stop_reason
         assert run.info.status == report.RUN_STATUS[trial.stop_reason]
         logged = sorted(
             m.step for m in client.get_metric_history(run.info.run_id, "val_ndcg_at_10")
@@ -279,8 +282,8 @@ def test_rerunning_a_finished_sweep_reads_its_summaries(sweep: SimpleNamespace) 
         name: (sweep.storage / NAME / f"{name}.json").read_bytes() for name in ("coarse", "fine")
     }
     experiments = sorted(p.name for p in (sweep.storage / NAME).iterdir())
-    again = tune.run(
-        tune.TuneJob(
+    again = run_sweep(
+        TuneJob(
             data=sweep.data,
             storage=str(sweep.storage),
             name=NAME,

@@ -11,16 +11,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from negrec import recipes
 from negrec.config import ConfigError, build_config, load_config, unflatten
 from negrec.distributed.resources import plan_trials
 from negrec.errors import NegrecError
 from negrec.tuning.fine import FineRules, derive_fine_space, seed_points
-from negrec.tuning.preset import PRESETS_DIR, builtin_presets, load_plan
+from negrec.tuning.preset import builtin_presets, load_plan
 from negrec.tuning.results import record
 from negrec.tuning.space import Choice, LogUniform, SearchSpace, Uniform, load_space
 from negrec.tuning.trial import TrialSpec
 
-ROOT = Path(__file__).resolve().parents[1]
 COARSE = SearchSpace.model_validate(
     {
         "train.lr": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
@@ -106,7 +106,7 @@ def test_tiny_preset_is_small_and_uses_cross_entropy() -> None:
 
 def test_ntr_preset_is_the_ml1m_recipe_with_actions() -> None:
     """The not-to-recommend sweep must train variant (c) of the negative-feedback
-    benchmark (configs/ml1m.yaml with actions) at every weight, only w differing."""
+    benchmark (the ml1m recipe with actions) at every weight, only w differing."""
     plan = load_plan("ml1m-ntr")
     assert plan.coarse.keys() == ["objective.not_to_recommend_weight"]
     dimension = plan.coarse["objective.not_to_recommend_weight"]
@@ -115,7 +115,7 @@ def test_ntr_preset_is_the_ml1m_recipe_with_actions() -> None:
     weight = "objective.not_to_recommend_weight=0.5"
     swept = build_config(unflatten({**plan.preset.fixed, "train.max_epochs": epochs}))
     swept.objective.not_to_recommend_weight = 0.5
-    recipe = load_config(ROOT / "configs" / "ml1m.yaml", ["model.num_actions=2", weight])
+    recipe = load_config("ml1m", ["model.num_actions=2", weight])
     assert swept == recipe
     assert plan.preset.fine.epochs == epochs
     assert plan.preset.asha.grace_period == epochs - 1  # ASHA decides only at the end
@@ -142,7 +142,7 @@ fine: {{trials: 2, epochs: 4}}
 )
 def test_a_wrong_preset_names_the_key(tmp_path: Path, extra: str, message: str) -> None:
     text = PRESET.format(
-        space=PRESETS_DIR.parent / "coarse.yaml", rules=PRESETS_DIR.parent / "fine_rules.yaml"
+        space=recipes.tuning_path("coarse.yaml"), rules=recipes.tuning_path("fine_rules.yaml")
     )
     path = _write(tmp_path, "preset.yaml", text + extra + "\n")
     with pytest.raises(ConfigError) as error:

@@ -20,16 +20,19 @@ import torch
 import yaml
 from ray.train import UserCallback
 
-from negrec import checkpoint, cli, evaluate, generate, prepare
+from negrec import checkpoint, cli
+from negrec.checkpoint import TrainState
 from negrec.config import build_config
+from negrec.data import generated_log
 from negrec.data.loaders import load_prepared
 from negrec.data.manifest import check_evaluation_splits
+from negrec.data.preparation import prepare
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.translation import index_translation, positive_inputs, translate_split
+from negrec.distributed.trainer import TrainJob, run
 from negrec.errors import NegrecError
+from negrec.evaluation.checkpoint_metrics import evaluate_checkpoint
 from negrec.model import ActionAwareGSASRec
-from negrec.train import TrainJob, run
-from negrec.training.loop import TrainState
 
 NEGREC = str(Path(sys.executable).parent / "negrec")
 SMALL = {
@@ -105,7 +108,9 @@ def test_job_models_pin_relative_paths(tmp_path: Path, monkeypatch: pytest.Monke
 
 def _generated_log(root: Path, users: int, items: int = 60) -> Path:
     log = root / "log"
-    generate.run(generate.GenerateConfig(out=str(log), users=users, items=items, events=40 * users))
+    generated_log.run(
+        generated_log.GenerateConfig(out=str(log), users=users, items=items, events=40 * users)
+    )
     return log
 
 
@@ -116,12 +121,12 @@ def test_prepare_refuses_an_empty_validation_split(ray_session, tmp_path: Path) 
     log = _generated_log(tmp_path, users=9)
     out = tmp_path / "prepared"
     with pytest.raises(NegrecError) as caught:
-        prepare.run(PrepareConfig(events=str(log), out=str(out)))
+        prepare(PrepareConfig(events=str(log), out=str(out)))
     message = str(caught.value)
     assert "the validation split has 0 users" in message
     assert "val_fraction=0.1" in message and "minimum of 1 (min_eval_users)" in message
     assert not (out / "manifest.json").exists()
-    manifest = prepare.run(PrepareConfig(events=str(log), out=str(out), val_fraction=0.5))
+    manifest = prepare(PrepareConfig(events=str(log), out=str(out), val_fraction=0.5))
     assert manifest["splits"]["val"]["rows"] >= 1 and (out / "manifest.json").exists()
 
 
@@ -260,7 +265,7 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
     scored on the held-out rejected items of the action-aware split of the same log."""
     log = _generated_log(tmp_path, users=300, items=3000)
     with_rejected, positives = tmp_path / "with-rejected", tmp_path / "positives"
-    prepare.run(PrepareConfig(events=str(log), out=str(with_rejected)))
+    prepare(PrepareConfig(events=str(log), out=str(with_rejected)))
     mapping = tmp_path / "positives.yaml"
     mapping.write_text(
         yaml.safe_dump(
@@ -272,7 +277,7 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
             }
         )
     )
-    prepare.run(PrepareConfig(events=str(log), out=str(positives), actions=str(mapping)))
+    prepare(PrepareConfig(events=str(log), out=str(positives), actions=str(mapping)))
     model_data = load_prepared(str(positives))
     assert model_data.num_items < load_prepared(str(with_rejected)).num_items
     config = build_config({**SMALL, "model": {**SMALL["model"], "num_actions": 1}})
@@ -286,9 +291,9 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
         model_state=model.state_dict(),
     )
     checkpoint.save(saved, tmp_path / "ckpt")
-    own = evaluate.run(str(tmp_path / "ckpt"))
+    own = evaluate_checkpoint(str(tmp_path / "ckpt"))
     assert not any(key.startswith("unknown_to_model") for key in own)
-    other = evaluate.run(str(tmp_path / "ckpt"), str(with_rejected))
+    other = evaluate_checkpoint(str(tmp_path / "ckpt"), str(with_rejected))
     test_rows = load_prepared(str(with_rejected)).manifest["splits"]["test"]["rows"]
     assert other["rows"] + other["unknown_to_model_target"] == test_rows
     assert other["unknown_to_model_input"] > 0  # items only ever rejected

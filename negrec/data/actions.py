@@ -1,7 +1,8 @@
 """How to read an event log's columns and map its events to actions.
 
-Each input format ships a default mapping, ``negrec/data/mappings/<format>.yaml``;
-``negrec prepare --actions FILE`` overrides it key by key. A mapping says:
+Each input format ships a default mapping (its entry in ``negrec.data.formats`` names
+the file, ``negrec/data/mappings/<format>.yaml``); ``negrec prepare --actions FILE``
+overrides it key by key. A mapping says:
 
 * ``columns``: which source column holds the user, item, timestamp and event/rating
   (the ``table`` format relies on this; the public formats have fixed names);
@@ -13,7 +14,8 @@ Each input format ships a default mapping, ``negrec/data/mappings/<format>.yaml`
 * ``on_bad_row``: ``error`` (default: stop at the first unparsable row) or
   ``quarantine`` (drop such rows and count them by reason);
 * ``header``, ``column_order``, ``delimiter``: how a ``table`` CSV/TSV file is laid
-  out (the public formats' layouts are fixed, so only ``table`` accepts them).
+  out (the public formats' layouts are fixed, so only a format whose entry lists them
+  in ``layout_keys``, ``table``, accepts them).
 
 docs/prepare.md ("Action mapping file") documents every key with an example.
 
@@ -23,7 +25,6 @@ millions of events is the failure this file exists to prevent.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,23 +39,11 @@ from pydantic import (
 )
 
 from negrec.config import ConfigError, describe_validation_error
+from negrec.data.formats import format_names, get_format
+from negrec.data.layouts import MAPPING_KEYS
 from negrec.strict import FrozenModel
 
 Action = Literal["positive", "negative", "ignore"]
-ACTION_CODES: dict[str, int] = {"positive": 0, "negative": 1}  # "ignore" rows are dropped
-FORMATS = (
-    "movielens",
-    "movielens-csv",
-    "retailrocket",
-    "yoochoose",
-    "table",
-    "synthetic",
-    "sasrec",
-)
-PRESPLIT_FORMATS = ("sasrec",)
-"""Formats that carry their own split and no actions (``negrec.data.presplit``)."""
-TABLE_LAYOUT_KEYS = ("header", "column_order", "delimiter")
-"""Keys that describe a ``table`` text file; every other format's layout is fixed."""
 
 
 class Columns(FrozenModel):
@@ -176,9 +165,11 @@ class ActionMapping(FrozenModel):
 
 
 def default_mapping_path(format: str) -> Path:
-    if format not in FORMATS:
-        raise ConfigError(f"unknown format '{format}'; choose one of {', '.join(FORMATS)}")
-    return Path(str(resources.files("negrec.data") / "mappings" / f"{format}.yaml"))
+    """The format's default mapping file (its registry entry says which)."""
+    path = get_format(format).mapping
+    if path is None:
+        raise ConfigError(f"--format {format} carries no actions, so it has no action mapping")
+    return path
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -241,11 +232,15 @@ def load_mapping(format: str, path: str | Path | None = None) -> ActionMapping:
 
 def _check_layout_keys(format: str, override: dict[str, Any], source: str) -> None:
     """A layout key for a format whose layout is fixed would be silently ignored."""
-    given = [key for key in TABLE_LAYOUT_KEYS if key in override]
-    if format != "table" and given:
+    accepted = get_format(format).layout_keys
+    given = [key for key in MAPPING_KEYS if key in override and key not in accepted]
+    if given:
+        key = given[0]
+        readers = [name for name in format_names() if key in get_format(name).layout_keys]
         raise ConfigError(
-            f"invalid action mapping ({source}):\n  {given[0]}: only --format table reads "
-            f"this key; the {format} file layout is fixed (docs/prepare.md, Formats)"
+            f"invalid action mapping ({source}):\n  {key}: only "
+            f"{' or '.join(f'--format {name}' for name in readers)} reads this key; the "
+            f"{format} file layout is fixed (docs/prepare.md, Formats)"
         )
 
 

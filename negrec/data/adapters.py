@@ -3,15 +3,16 @@
 Three steps, each callable on its own (``negrec prepare`` runs them per file inside a
 Ray task; :func:`iter_normalised` chains them):
 
-* :func:`discover` finds the files of a format under a URI, in read order;
+* :func:`discover` finds the files of a format under a URI, in read order (by the
+  format's entry in ``negrec.data.formats``);
 * :func:`read_file` streams one file as record batches in bounded memory: the
   *physical* layout (delimiters, header, compression, JSON lines, Parquet) is decoded,
   values stay raw strings (CSV) or native types (JSON, Parquet) under the source's
   column names (both live in ``negrec.data.readers`` and are re-exported here);
 * :func:`normalise` applies an :class:`~negrec.data.actions.ActionMapping`: picks the
-  columns, parses ids and timestamps, maps events or ratings to actions and counts
-  every dropped row by reason. It is vectorised (pyarrow.compute and numpy); no
-  Python runs per row.
+  columns, parses ids and timestamps (``negrec.data.parsing``), maps events or
+  ratings to actions and counts every dropped row by reason. It is vectorised
+  (pyarrow.compute and numpy); no Python runs per row.
 
 Canonical columns of :class:`NormalisedBatch.table`:
 
@@ -48,7 +49,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from negrec.data.actions import ACTION_CODES, ActionMapping
+from negrec.action_codes import CODES
+from negrec.data.actions import ActionMapping
+from negrec.data.parsing import (
+    SchemaError,
+    decoded,
+    empty_as_null,
+    is_text,
+    null_mask,
+    parse_ids,
+    parse_ratings,
+    parse_timestamp,
+    to_mask,
+)
 from negrec.data.readers import (
     MALFORMED_COLUMN,
     META_FILE_INDEX,
@@ -83,131 +96,6 @@ class NormalisedBatch:
     @property
     def rows_kept(self) -> int:
         return self.table.num_rows
-
-
-# --- parsing helpers ----------------------------------------------------------------
-
-
-def _cast_or_null(values: pa.Array, to: pa.DataType) -> pa.Array:
-    """Cast, turning the values that do not cast into nulls (found by bisection; only
-    values that passed a syntax check get here, so failures are rare)."""
-    try:
-        return pc.cast(values, to)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        if len(values) <= 1:
-            return pa.nulls(len(values), to)
-        middle = len(values) // 2
-        return pa.concat_arrays(
-            [_cast_or_null(values[:middle], to), _cast_or_null(values[middle:], to)]
-        )
-
-
-def _parse_strings(values: pa.Array, to: pa.DataType, pattern: str) -> pa.Array:
-    """Strings to ``to``; unparsable values become null. Fast path: one cast."""
-    try:
-        return pc.cast(values, to)
-    except pa.ArrowInvalid:
-        syntactic = pc.match_substring_regex(values, pattern)
-        return _cast_or_null(pc.if_else(syntactic, values, pa.scalar(None, values.type)), to)
-
-
-_INT = r"^-?\d+$"
-_FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
-_ZONE = r"(Z|[+-]\d{2}:?\d{2})$"
-_TO_MS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
-
-
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def _empty_as_null(values: pa.Array) -> pa.Array:
-    """Empty text as missing: the CSV reader reads an empty field as null, and JSON
-    lines or Parquet text must count the same (``null_id``, ``null_event``, ...)."""
-    if not _is_text(values.type):
-        return values
-    return pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
-
-
-def _decoded(values: pa.Array) -> pa.Array:
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    return _empty_as_null(values)
-
-
-class _SchemaError(Exception):
-    """A column has a type normalise cannot read; becomes a NegrecError with context."""
-
-
-def _parse_ids(values: pa.Array, ids: str) -> pa.Array:
-    t = values.type
-    if ids == "string":
-        if _is_text(t):
-            return pc.cast(values, pa.string())
-        if pa.types.is_integer(t):
-            return pc.cast(values, pa.string())
-        raise _SchemaError(f"type {t} (expected strings or integers)")
-    if pa.types.is_integer(t):
-        return pc.cast(values, pa.int64())
-    if _is_text(t):
-        return _parse_strings(values, pa.int64(), _INT)
-    raise _SchemaError(f"type {t} (expected integers, or set ids: string)")
-
-
-def _scale(raw: pa.Array, unit: str) -> tuple[pa.Array, np.ndarray]:
-    """Integer times in ``unit`` to milliseconds; values that would overflow are bad."""
-    multiply, divide = _TO_MS[unit]
-    numbers = raw.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    overflow = np.abs(numbers) > np.iinfo(np.int64).max // multiply
-    millis = np.floor_divide(np.where(overflow, 0, numbers) * multiply, divide)
-    return pa.array(millis, mask=~raw.is_valid().to_numpy(zero_copy_only=False)), overflow
-
-
-def _parse_iso(values: pa.Array) -> pa.Array:
-    """ISO 8601 strings to int64 ms; a missing zone means UTC."""
-    to = pa.timestamp("ns", tz="UTC")
-    try:
-        parsed = pc.cast(values, to)
-    except pa.ArrowInvalid:
-        zoned = pc.match_substring_regex(values, _ZONE)
-        completed = pc.if_else(zoned, values, pc.binary_join_element_wise(values, "Z", ""))
-        parsed = _parse_strings(completed, to, _ISO)
-    return pc.divide(pc.cast(parsed, pa.int64()), 1_000_000)
-
-
-def _parse_timestamp(values: pa.Array, unit: str) -> tuple[pa.Array, np.ndarray]:
-    """Any supported timestamp column to int64 ms, and a mask of values out of range."""
-    t = values.type
-    none = np.zeros(len(values), dtype=bool)
-    if pa.types.is_timestamp(t):
-        return _scale(pc.cast(values, pa.int64()), t.unit)
-    if unit == "iso8601":
-        if not _is_text(t):
-            raise _SchemaError(f"type {t} (iso8601 needs strings; or set timestamp_unit)")
-        return _parse_iso(values), none
-    if pa.types.is_integer(t):
-        return _scale(pc.cast(values, pa.int64()), unit)
-    if _is_text(t):
-        return _scale(_parse_strings(values, pa.int64(), _INT), unit)
-    raise _SchemaError(f"type {t} (expected integers, strings or timestamps)")
-
-
-def _parse_ratings(values: pa.Array) -> pa.Array:
-    t = values.type
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return pc.cast(values, pa.float64())
-    if _is_text(t):
-        return _parse_strings(values, pa.float64(), _FLOAT)
-    raise _SchemaError(f"type {t} (expected numbers)")
-
-
-def _mask(array: pa.Array) -> np.ndarray:
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _nulls(array: pa.Array) -> np.ndarray:
-    return _mask(array.is_null())
 
 
 # --- normalise ----------------------------------------------------------------------
@@ -331,11 +219,11 @@ def _actions_from_events(
     assert mapping.events is not None
     keys = pa.array(list(mapping.events), pa.string())
     codes = np.array(
-        [ACTION_CODES.get(action, 2) for action in mapping.events.values()] + [3], dtype=np.int8
+        [CODES.get(action, 2) for action in mapping.events.values()] + [3], dtype=np.int8
     )
 
     def lookup(text: pa.Array) -> np.ndarray:
-        if not _is_text(text.type):
+        if not is_text(text.type):
             text = pc.cast(text, pa.string())
         index = pc.index_in(text, value_set=keys).fill_null(len(keys))
         return codes[index.to_numpy(zero_copy_only=False)]
@@ -370,7 +258,7 @@ def _actions_from_ratings(
             inside &= values >= rule.min
         if rule.max is not None:
             inside &= values <= rule.max
-        action[inside] = ACTION_CODES.get(rule.action, 2)
+        action[inside] = CODES.get(rule.action, 2)
     unmatched = np.flatnonzero((action == 3) & pending)
     if unmatched.size:
         first = int(unmatched[0])
@@ -405,7 +293,7 @@ def normalise(
     ctx = _Context(batch, mapping, file_uri, layout, rows)
     column = {field: batch.column(source) for field, source in wanted.items()}
     for field, values in column.items():  # events stay encoded: mapped per distinct value
-        column[field] = _empty_as_null(values) if field == "event" else _decoded(values)
+        column[field] = empty_as_null(values) if field == "event" else decoded(values)
 
     reason = np.zeros(count, dtype=np.int8)  # 0 = kept, else 1 + index in REASONS
     reasons: list[str] = []
@@ -417,35 +305,35 @@ def normalise(
     def parse(field: str, parser: Callable[..., Any], *args: Any) -> Any:
         try:
             return parser(column[field], *args)
-        except _SchemaError as error:
+        except SchemaError as error:
             raise NegrecError(
                 f"{file_uri}, header: column '{wanted[field]}' ({field}) has {error}. Fix: "
                 f"check the file or the --actions mapping ({mapping.source})"
             ) from None
 
-    user_null, item_null = _nulls(column["user_id"]), _nulls(column["item_id"])
-    drop("empty_row", user_null & item_null & _nulls(column["timestamp"]))
+    user_null, item_null = null_mask(column["user_id"]), null_mask(column["item_id"])
+    drop("empty_row", user_null & item_null & null_mask(column["timestamp"]))
     if MALFORMED_COLUMN in batch.schema.names:
-        drop("malformed_row", _mask(batch.column(MALFORMED_COLUMN)))
-    user = parse("user_id", _parse_ids, mapping.ids)
-    item = parse("item_id", _parse_ids, mapping.ids)
+        drop("malformed_row", to_mask(batch.column(MALFORMED_COLUMN)))
+    user = parse("user_id", parse_ids, mapping.ids)
+    item = parse("item_id", parse_ids, mapping.ids)
     drop("null_id", user_null | item_null)
-    drop("unparsable_user_id", _nulls(user) & ~user_null)
-    drop("unparsable_item_id", _nulls(item) & ~item_null)
+    drop("unparsable_user_id", null_mask(user) & ~user_null)
+    drop("unparsable_item_id", null_mask(item) & ~item_null)
     if mapping.ids == "int":
         negative = pc.or_kleene(pc.less(user, 0), pc.less(item, 0)).fill_null(False)
-        drop("negative_id", _mask(negative))
-    timestamp, overflow = parse("timestamp", _parse_timestamp, mapping.timestamp_unit)
-    drop("null_timestamp", _nulls(column["timestamp"]))
-    drop("unparsable_timestamp", _nulls(timestamp) | overflow)
-    drop("timestamp_before_1970", _mask(pc.less(timestamp, 0).fill_null(False)))
+        drop("negative_id", to_mask(negative))
+    timestamp, overflow = parse("timestamp", parse_timestamp, mapping.timestamp_unit)
+    drop("null_timestamp", null_mask(column["timestamp"]))
+    drop("unparsable_timestamp", null_mask(timestamp) | overflow)
+    drop("timestamp_before_1970", to_mask(pc.less(timestamp, 0).fill_null(False)))
     horizon = int(time.time() * 1000) + FUTURE_SLACK_MS
-    drop("timestamp_in_future", _mask(pc.greater(timestamp, horizon).fill_null(False)))
+    drop("timestamp_in_future", to_mask(pc.greater(timestamp, horizon).fill_null(False)))
     value_field = mapping.value_column
-    drop(f"null_{value_field}", _nulls(column[value_field]))
+    drop(f"null_{value_field}", null_mask(column[value_field]))
     if value_field == "rating":
-        ratings = parse("rating", _parse_ratings)
-        drop("unparsable_rating", _nulls(ratings))
+        ratings = parse("rating", parse_ratings)
+        drop("unparsable_rating", null_mask(ratings))
         action = _actions_from_ratings(ratings, mapping, ctx, reason == 0)
     else:
         action = _actions_from_events(column["event"], mapping, ctx, reason == 0)

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 import torch
 
 from negrec import storage
+from negrec.action_codes import POSITIVE
 from negrec.batching import (
-    POSITIVE,
     EvalBatch,
     TrainBatch,
     eval_arrays,

@@ -110,3 +110,45 @@ def read_manifest(uri: str, options: storage.StorageOptions | None = None) -> di
             f"reads {FORMAT_VERSION}; re-run `negrec prepare` with this version"
         )
     return manifest
+
+
+def summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers a script wants from a prepare run (its ``--json`` line)."""
+    seconds = manifest.get("seconds") or 0.0
+    return {
+        "out": manifest["config"]["out"],
+        "rows_in": manifest["rows_in"],
+        "rows_used": manifest["rows_used"],
+        "dropped": manifest["dropped"],
+        "users_out": manifest["users_out"],
+        "num_items": manifest["num_items"],
+        "splits": {name: split["rows"] for name, split in manifest["splits"].items()},
+        "unknown_items": manifest["unknown_items"],
+        "seconds": seconds,
+        "events_per_s": round(manifest["rows_in"] / seconds) if seconds else None,
+    }
+
+
+def dropped_line(manifest: dict[str, Any]) -> str:
+    """Every dropped row by reason, largest first, so that no filter goes unnoticed
+    (an empty id or a time before 1970 is dropped, not an error)."""
+    dropped = manifest["dropped"]
+    if not dropped:
+        return f"dropped 0 of {manifest['rows_in']:,} rows"
+    reasons = sorted(dropped.items(), key=lambda item: (-item[1], item[0]))
+    listed = ", ".join(f"{reason} {count:,}" for reason, count in reasons)
+    return (
+        f"dropped {sum(dropped.values()):,} of {manifest['rows_in']:,} rows: {listed} "
+        f"(reasons: docs/prepare.md)"
+    )
+
+
+def summary_line(manifest: dict[str, Any]) -> str:
+    """What a prepare run did, in one line: rows, users, items, splits, where, how long."""
+    result = summary(manifest)
+    splits = "/".join(f"{result['splits'][name]:,}" for name in ("train", "val", "test"))
+    return (
+        f"prepared {result['rows_used']:,} of {result['rows_in']:,} events "
+        f"({result['users_out']:,} users, {result['num_items']:,} items; train/val/test rows "
+        f"{splits}) into {result['out']} in {result['seconds']:.1f} s"
+    )

@@ -10,20 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from negrec.config import _Strict, load_model
-from negrec.data.actions import FORMATS
+from negrec.config import load_model
+from negrec.data.formats import get_format
+from negrec.strict import StrictModel
 
-Format = Literal[FORMATS]  # the adapters' formats, named once in negrec.data.actions
 
-
-class PrepareConfig(_Strict):
+class PrepareConfig(StrictModel):
     """Where the events are, how to read them, how to clean and split them."""
 
     events: str = Field(description="Event log URI: a file or a directory (local or s3://).")
     out: str = Field(description="Output URI of the prepared dataset.")
-    format: Format = Field("synthetic", description="Reader for the event log.")
+    format: str = Field("synthetic", description="A format of negrec.data.formats.")
     actions: str | None = Field(
         None, description="YAML file mapping event values to actions; null = the format's default."
     )
@@ -58,6 +57,14 @@ class PrepareConfig(_Strict):
     partition_mib: int = Field(
         32, ge=1, description="Input MiB per user partition when 'partitions' is null."
     )
+
+    @field_validator("format")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        """Checked against the registry when the config is read, so that a format
+        registered after import is accepted too."""
+        get_format(name)
+        return name
 
     @model_validator(mode="after")
     def _quantiles_in_order(self) -> PrepareConfig:

@@ -13,7 +13,7 @@ Every interaction is positive (the format has no actions). Items keep their ids;
 vocabulary is built from the training lines as for every other format, so an item
 that appears only in validation or test is out of vocabulary and counted in the
 manifest's ``unknown_items``. The output is the layout every prepared dataset has
-(``negrec.prepare``), written under a staging prefix and committed with the manifest
+(``negrec prepare``), written under a staging prefix and committed with the manifest
 last.
 """
 
@@ -30,31 +30,29 @@ from pyarrow import csv
 from negrec import storage
 from negrec.data import vocab
 from negrec.data.files import write_parquet
+from negrec.data.layouts import Layout
 from negrec.data.manifest import FORMAT_VERSION, MANIFEST, library_versions, write_manifest
 from negrec.data.prepare_config import PrepareConfig
+from negrec.data.readers import discover
 from negrec.data.split_tasks import SPLITS, VOCAB
 from negrec.errors import NegrecError
 
-FILES = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
 
-
-def _read_pairs(uri: str, options: storage.StorageOptions) -> pa.Table:
-    """(user, item) int64 columns of one ``user item`` file, in file order."""
+def _read_pairs(uri: str, layout: Layout, options: storage.StorageOptions) -> pa.Table:
+    """(user, item) int64 columns of one ``user item`` file (``layout``: the sasrec
+    entry's, in ``negrec.data.formats``), in file order."""
     with storage.open_input_stream(uri, options) as stream:
         try:
             table = csv.read_csv(
                 stream,
                 read_options=csv.ReadOptions(column_names=["user", "item"]),
-                parse_options=csv.ParseOptions(delimiter=" "),
+                parse_options=csv.ParseOptions(delimiter=layout.delimiter),
                 convert_options=csv.ConvertOptions(
                     column_types={"user": pa.int64(), "item": pa.int64()}
                 ),
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise NegrecError(
-                f"{uri}: not a SASRec file of 'user item' lines (two integers separated by "
-                f"one space): {error}"
-            ) from None
+            raise NegrecError(f"{uri}: not a SASRec file of {layout.describe}: {error}") from None
     if table.num_rows and (table["user"].null_count or table["item"].null_count):
         row = int(np.flatnonzero(pc.is_null(table["item"]).to_numpy(zero_copy_only=False))[0])
         raise NegrecError(f"{uri}: line {row + 1} has no item; every line must be 'user item'")
@@ -114,15 +112,13 @@ def _split_table(
 
 
 def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> dict[str, Any]:
-    """Read ``train.txt``, ``val.txt``, ``test.txt`` under ``config.events`` and commit
-    them as a prepared dataset at ``config.out``; returns the manifest."""
+    """Read ``train.txt``, ``val.txt``, ``test.txt`` under ``config.events`` (found by
+    the format's discovery rule) and commit them as a prepared dataset at
+    ``config.out``; returns the manifest."""
     started = time.perf_counter()
-    uris = {name: storage.join(config.events, file) for name, file in FILES.items()}
-    for uri in uris.values():
-        if not storage.exists(uri, options):
-            needed = ", ".join(FILES.values())
-            raise NegrecError(f"--format sasrec: {uri} is missing; the folder must hold {needed}")
-    pairs = {name: _read_pairs(uri, options) for name, uri in uris.items()}
+    spec = discover(config.events, config.format, options)
+    uris = dict(zip(SPLITS, spec.files, strict=True))
+    pairs = {name: _read_pairs(uri, spec.layout_of(uri)[1], options) for name, uri in uris.items()}
     parsed = {name: _sequences(table) for name, table in pairs.items()}
     for name in ("val", "test"):
         for user, sequence in zip(*parsed[name], strict=True):

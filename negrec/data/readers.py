@@ -3,9 +3,10 @@
 The first two of the adapters' three steps (``negrec.data.adapters`` re-exports them):
 
 * :func:`discover` finds the files of a format under a URI, in read order, and the
-  layout of each: fixed for the public formats, from the file name for ``table``
-  (``.csv``, ``.tsv``, ``.jsonl``/``.ndjson``, each optionally ``.gz``/``.bz2``/
-  ``.zst``, and ``.parquet``);
+  layout of each, by the rule and layouts of the format's entry in
+  ``negrec.data.formats``: fixed for the public formats, from the file name for
+  ``table`` (``.csv``, ``.tsv``, ``.jsonl``/``.ndjson``, each optionally ``.gz``/
+  ``.bz2``/``.zst``, and ``.parquet``);
 * :func:`read_file` streams one file as record batches in bounded memory: delimiters,
   header, compression, JSON or Parquet are decoded, values stay raw strings (CSV) or
   the reader's native types (JSON, Parquet) under the source's column names.
@@ -19,11 +20,12 @@ that was expected: inside a Ray task only a ``NegrecError`` travels back as a me
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +36,10 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from negrec import storage as store
-from negrec.data.actions import FORMATS, ActionMapping
+from negrec.data.actions import ActionMapping
+from negrec.data.discovery import Events
+from negrec.data.formats import get_format
+from negrec.data.layouts import Layout
 from negrec.errors import NegrecError
 from negrec.storage import StorageOptions
 
@@ -52,170 +57,41 @@ MALFORMED_COLUMN = "_malformed"  # optional bool column: the reader found the ro
 
 
 @dataclass(frozen=True)
-class Layout:
-    """How the bytes of one kind of file are laid out."""
-
-    kind: str  # "csv", "json" or "parquet"
-    describe: str  # for messages: the public layout
-    names: tuple[str, ...] | None = None  # column names of a headerless file
-    delimiter: str = ","
-    quoted: bool = True
-    event: str | None = None  # constant event value of every row (YOOCHOOSE files)
-    mapped: bool = False  # a table text file: the mapping's header and delimiter apply
-
-    def with_mapping(self, mapping: ActionMapping | None) -> Layout:
-        """This layout with the mapping's ``header``, ``column_order`` and ``delimiter``
-        (only a ``table`` text file has a layout the user describes)."""
-        if not self.mapped or mapping is None:
-            return self
-        delimiter = mapping.delimiter or self.delimiter
-        names = None if mapping.header else tuple(mapping.column_order or ())
-        return replace(
-            self, names=names, delimiter=delimiter, describe=_text_layout(names, delimiter)
-        )
-
-
-def _text_layout(names: tuple[str, ...] | None, delimiter: str) -> str:
-    """How a table text file is expected to look, in the words of docs/prepare.md."""
-    kind = {",": "CSV", "\t": "TSV (tab-separated)"}.get(delimiter, f"{delimiter!r}-separated text")
-    if names is None:
-        return f"{kind} with a header row"
-    return f"{kind} without a header, columns {','.join(names)} (column_order)"
-
-
-_ML_SEPARATORS = ("::1", "::2", "::3")
-LAYOUTS: dict[str, Layout] = {
-    "movielens": Layout(
-        "csv",
-        "UserID::MovieID::Rating::Timestamp, no header",
-        names=("UserID", "::1", "MovieID", "::2", "Rating", "::3", "Timestamp"),
-        delimiter=":",
-        quoted=False,
-    ),
-    "movielens-csv": Layout("csv", "header userId,movieId,rating,timestamp"),
-    "retailrocket": Layout("csv", "header timestamp,visitorid,event,itemid,transactionid"),
-    "yoochoose-clicks": Layout(
-        "csv",
-        "session_id,timestamp,item_id,category, no header",
-        names=("session_id", "timestamp", "item_id", "category"),
-        quoted=False,
-        event="click",
-    ),
-    "yoochoose-buys": Layout(
-        "csv",
-        "session_id,timestamp,item_id,price,quantity, no header",
-        names=("session_id", "timestamp", "item_id", "price", "quantity"),
-        quoted=False,
-        event="buy",
-    ),
-    "csv": Layout("csv", _text_layout(None, ","), mapped=True),
-    "tsv": Layout("csv", _text_layout(None, "\t"), delimiter="\t", mapped=True),
-    "jsonl": Layout("json", "JSON lines (one JSON object per line)"),
-    "parquet": Layout("parquet", "Parquet"),
-}
-
-
-@dataclass(frozen=True)
 class SourceSpec:
-    """What ``read_file`` needs to read one format: its files (sorted, in read order)
-    and the layout of each (``layouts[i]`` is a key of ``LAYOUTS``)."""
+    """What ``read_file`` needs to read one format: its files (sorted, in read order),
+    the layout key of each and the format's layouts by key (from its registry entry,
+    carried along so that a Ray task needs no registry)."""
 
     format: str
     files: list[str]
     layouts: list[str]
+    layout_by_key: dict[str, Layout]
 
     def layout_of(self, file_uri: str) -> tuple[int, Layout]:
         try:
             index = self.files.index(file_uri)
         except ValueError:
             raise NegrecError(f"{file_uri} is not one of the discovered files") from None
-        return index, LAYOUTS[self.layouts[index]]
+        return index, self.layout_by_key[self.layouts[index]]
 
 
 # --- discover -----------------------------------------------------------------------
 
-_COMPRESSED = (".gz", ".bz2", ".zst")
-_TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-
-
-def _with_compression(*suffixes: str) -> tuple[str, ...]:
-    return tuple(s + c for s in suffixes for c in ("", *_COMPRESSED))
-
-
-def _named(files: list[str], prefix: str, suffixes: tuple[str, ...]) -> list[str]:
-    """Files whose base name starts with ``prefix`` and ends with one of ``suffixes``."""
-    return [f for f in files if f.rsplit("/", 1)[-1].startswith(prefix) and f.endswith(suffixes)]
-
-
-def _endswith(files: list[str], suffixes: tuple[str, ...]) -> list[str]:
-    return [f for f in files if f.rsplit("/", 1)[-1].endswith(suffixes)]
-
-
-def _table_layout(file_uri: str) -> str:
-    """The layout of a ``table`` file from its name; a file named on the command line
-    with any other suffix is read as CSV."""
-    if file_uri.endswith(".parquet"):
-        return "parquet"
-    name = file_uri
-    for suffix in _COMPRESSED:
-        name = name.removesuffix(suffix)
-    return next((key for s, key in _TABLE_SUFFIXES.items() if name.endswith(s)), "csv")
-
 
 def discover(events_uri: str, format: str, storage: StorageOptions | None = None) -> SourceSpec:
-    """The files of ``format`` under ``events_uri`` (a file or a directory/prefix)."""
-    if format not in FORMATS:
-        raise NegrecError(f"unknown --format '{format}'; choose one of {', '.join(FORMATS)}")
-    is_file = store.file_info(events_uri, storage).is_file
-    files = store.list_files(events_uri, options=storage)
-
-    def need(found: list[str], what: str) -> list[str]:
-        if not found:
-            raise NegrecError(
-                f"no {what} found at {events_uri}: point --events at the file or the "
-                f"directory that holds it (format {format}), or choose the right --format"
-            )
-        return found
-
-    if format == "movielens":
-        chosen = files if is_file else _named(files, "ratings", _with_compression(".dat"))
-        return SourceSpec(
-            format, need(chosen, "MovieLens ratings.dat"), ["movielens"] * len(chosen)
-        )
-    if format == "movielens-csv":
-        chosen = files if is_file else _named(files, "ratings", _with_compression(".csv"))
-        return SourceSpec(
-            format, need(chosen, "MovieLens ratings.csv"), ["movielens-csv"] * len(chosen)
-        )
-    if format == "retailrocket":
-        chosen = files if is_file else _named(files, "events", _with_compression(".csv"))
-        return SourceSpec(
-            format, need(chosen, "RetailRocket events.csv"), ["retailrocket"] * len(chosen)
-        )
-    if format == "yoochoose":
-        clicks = need(_endswith(files, _with_compression("clicks.dat")), "YOOCHOOSE clicks.dat")
-        buys = need(_endswith(files, _with_compression("buys.dat")), "YOOCHOOSE buys.dat")
-        return SourceSpec(
-            format,
-            clicks + buys,
-            ["yoochoose-clicks"] * len(clicks) + ["yoochoose-buys"] * len(buys),
-        )
-    if format == "synthetic":
-        if not store.exists(store.join(events_uri, "generator.json"), storage):
-            raise NegrecError(
-                f"{events_uri} holds no generator.json, so it is not a finished "
-                "`negrec generate` output; rerun negrec generate --out with this URI"
-            )
-        chosen = need(
-            store.list_files(store.join(events_uri, "events"), ".parquet", storage),
-            "events/part-*.parquet",
-        )
-        return SourceSpec(format, chosen, ["parquet"] * len(chosen))
-    suffixes = (".parquet", *_with_compression(*_TABLE_SUFFIXES))
-    tables = need(
-        files if is_file else _endswith(files, suffixes), "CSV, TSV, JSON lines or Parquet files"
+    """The files of ``format`` under ``events_uri`` (a file or a directory/prefix), found
+    by the discovery rule of its registry entry (``negrec.data.formats``)."""
+    entry = get_format(format)
+    rule = entry.discovery
+    events = (
+        Events.listed(events_uri, format, storage)
+        if rule.lists
+        else Events(events_uri, format, storage)
     )
-    return SourceSpec(format, tables, [_table_layout(f) for f in tables])
+    found = rule.find(events)
+    return SourceSpec(
+        format, [f.uri for f in found], [f.layout for f in found], dict(entry.layouts)
+    )
 
 
 # --- read_file ----------------------------------------------------------------------
@@ -335,11 +211,12 @@ def _stamp(batch: pa.RecordBatch, file_index: int, layout: Layout, skipped: list
 
 
 def _finish_csv_batch(batch: pa.RecordBatch, layout: Layout) -> pa.RecordBatch:
-    """Reader-level fixes: MovieLens separator check, constant YOOCHOOSE event column."""
-    if layout.names and layout.names[1:2] == ("::1",):
-        extra = [pc.is_valid(batch.column(name)) for name in _ML_SEPARATORS]
-        broken = pc.or_(pc.or_(extra[0], extra[1]), extra[2])
-        keep = [n for n in batch.schema.names if n not in _ML_SEPARATORS]
+    """Reader-level fixes: separator columns that must be empty (MovieLens), a constant
+    event column (YOOCHOOSE)."""
+    if layout.separators:
+        extra = [pc.is_valid(batch.column(name)) for name in layout.separators]
+        broken = functools.reduce(pc.or_, extra)
+        keep = [n for n in batch.schema.names if n not in layout.separators]
         batch = pa.RecordBatch.from_arrays(
             [batch.column(n) for n in keep] + [broken], names=[*keep, MALFORMED_COLUMN]
         )

@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from negrec.data.actions import ACTION_CODES
+from negrec.action_codes import POSITIVE
 
-POSITIVE = ACTION_CODES["positive"]
 # Rows dropped while cleaning, by reason (the manifest's "dropped" keys).
 DUPLICATE = "duplicate"
 CONSECUTIVE_REPEAT = "consecutive_repeat"

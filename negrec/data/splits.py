@@ -32,11 +32,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from negrec.data.actions import ACTION_CODES
+from negrec.action_codes import NEGATIVE, POSITIVE
 from negrec.data.sequences import Sequences
 
-POSITIVE = ACTION_CODES["positive"]
-NEGATIVE = ACTION_CODES["negative"]
 NONE = -1
 
 

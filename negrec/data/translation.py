@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from negrec.batching import POSITIVE
+from negrec.action_codes import POSITIVE
 from negrec.data.loaders import list_column
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from negrec.errors import NegrecError
 
 DATA_CPUS = 1.0  # kept free for Ray Data's read / map tasks
+DEFAULT_CACHE_LIMIT_MIB = 1024
+"""Training rows up to this size are built once and held in the object store instead of
+streamed from storage every epoch (a run's and a sweep's default)."""
 
 
 @dataclass(frozen=True)

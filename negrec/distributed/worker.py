@@ -18,19 +18,14 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from negrec import checkpoint, tracking
+from negrec import checkpoint, metrics, tags, tracking
 from negrec.batching import EvalBatch, TrainBatch
+from negrec.checkpoint import TrainState
 from negrec.config import NegrecConfig
 from negrec.errors import NegrecError
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.strict import StrictModel
-from negrec.tracking import metric_name
-from negrec.training.loop import EpochReport, LoopHooks, TrainState, train, validate
-
-NDCG_METRIC = "val_ndcg@10"
-BEST_NDCG_METRIC = "best_val_ndcg_at_10"
-"""Best validation NDCG@10 so far: in every report, the final one included, because Ray
-Tune fails a trial whose report lacks the metric the sweep ranks on."""
+from negrec.training.loop import EpochReport, LoopHooks, train, validate
 
 
 class WorkerSpec(StrictModel):
@@ -86,10 +81,11 @@ class RayTrainHooks(LoopHooks):
         self.model = model
         self.num_items = num_items
         self.attempt = attempt
+        self.k = spec.config.train.eval_k
         self.logged: set[int] = set()
         if self.rank == 0:
             self.logged = tracking.logged_steps(
-                spec.tracking_uri, spec.mlflow_run_id, metric_name(NDCG_METRIC)
+                spec.tracking_uri, spec.mlflow_run_id, metrics.val_ndcg(self.k)
             )
 
     def reduce_sums(self, vector: torch.Tensor) -> torch.Tensor:
@@ -100,20 +96,20 @@ class RayTrainHooks(LoopHooks):
     def on_epoch_end(self, report: EpochReport, state: TrainState) -> None:
         import ray.train
 
-        metrics = {
+        reported = {
             "epoch": report.epoch,
             "step": report.step,
             "train_loss": report.train_loss,
             "not_to_recommend_loss": report.not_to_recommend_loss,
             "samples_per_s": report.samples_per_s * self.world,
             "data_wait_share": report.data_wait_seconds / max(report.train_seconds, 1e-9),
-            **{metric_name(f"val_{k}"): v for k, v in report.val.items()},
-            BEST_NDCG_METRIC: report.best_ndcg,
+            **{metrics.on_split("val", key): v for key, v in report.val.items()},
+            metrics.best_val_ndcg(self.k): report.best_ndcg,
             "best_epoch": report.best_epoch,
             **self.attempt,
         }
         if self.rank != 0:
-            ray.train.report(metrics, checkpoint=None)
+            ray.train.report(reported, checkpoint=None)
             return
         say(report.line(self.spec.config.train.max_epochs))
         # MLflow first, then checkpoint and report: a resume starts after the last
@@ -125,7 +121,7 @@ class RayTrainHooks(LoopHooks):
             tracking.log_metrics(
                 self.spec.tracking_uri,
                 self.spec.mlflow_run_id,
-                {k: v for k, v in metrics.items() if k not in ("epoch", "step")},
+                {k: v for k, v in reported.items() if k not in ("epoch", "step")},
                 step=report.epoch,
             )
             self.logged.add(report.epoch)
@@ -135,11 +131,11 @@ class RayTrainHooks(LoopHooks):
             data_uri=self.spec.data_uri,
             state=state,
             model_state=self.model.state_dict(),
-            metrics=metrics,
+            metrics=reported,
         )
         with tempfile.TemporaryDirectory(prefix="negrec-ckpt-") as directory:
             checkpoint.save(saved, directory)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+            ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
 
 def _train_batches(shard: Any, spec: WorkerSpec, seed: int) -> Any:
@@ -164,12 +160,6 @@ def _strided(batches: Iterator[EvalBatch], rank: int, world: int) -> Iterator[Ev
             yield batch
 
 
-USER_ERROR_TAG = "negrec.error"
-STOP_REASON_TAG = "negrec.stop_reason"
-"""MLflow tags the driver reads after the fit: Ray Train's result carries only the
-metrics of the latest checkpoint, so run outcomes travel through the tracking store."""
-
-
 def train_worker(loop_config: dict[str, Any]) -> None:
     """Entry point of each Ray Train worker. A user error (``NegrecError``, a
     validation error) ends the worker normally with the error as an MLflow tag, for the
@@ -180,7 +170,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         _train_worker(loop_config)
     except (NegrecError, ValidationError) as error:
         spec = WorkerSpec.model_validate(loop_config)
-        tracking.client(spec.tracking_uri).set_tag(spec.mlflow_run_id, USER_ERROR_TAG, str(error))
+        tracking.client(spec.tracking_uri).set_tag(spec.mlflow_run_id, tags.USER_ERROR, str(error))
 
 
 def _train_worker(loop_config: dict[str, Any]) -> None:
@@ -232,11 +222,14 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     )
     test_batches = _strided(local_eval_batches(prepared, "test", eval_size, max_len), rank, world)
     test = validate(wrapped, test_batches, device, hooks, config.train.eval_k)
-    final = {metric_name(f"test_{k}"): v for k, v in test.items()}
+    final = {metrics.on_split("test", key): v for key, v in test.items()}
     if rank == 0:
         tracking.log_metrics(spec.tracking_uri, spec.mlflow_run_id, final, step=0)
         client = tracking.client(spec.tracking_uri)
-        client.set_tag(spec.mlflow_run_id, STOP_REASON_TAG, trained.stop_reason)
+        client.set_tag(spec.mlflow_run_id, tags.STOP_REASON, trained.stop_reason)
         say("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()))
-    best = {BEST_NDCG_METRIC: trained.state.best_ndcg, "best_epoch": trained.state.best_epoch}
+    best = {
+        metrics.best_val_ndcg(config.train.eval_k): trained.state.best_ndcg,
+        "best_epoch": trained.state.best_epoch,
+    }
     ray.train.report({**final, **best, "parameter_digest": parameter_digest(model), **attempt})

@@ -1,6 +1,6 @@
 """Evaluation: full-catalogue ranking metrics and negative-feedback metrics."""
 
-from negrec.evaluation.evaluate import (
+from negrec.evaluation.batch_metrics import (
     EvaluationSums,
     evaluate,
     model_scorer,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from negrec.batching import NEGATIVE, POSITIVE
+from negrec.action_codes import NEGATIVE, POSITIVE
 
 
 def rejected_in_top_k(top_ids: torch.Tensor, heldout_rejected: torch.Tensor) -> tuple[float, float]:

@@ -24,11 +24,11 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, Array, ColSpec, DataType, Schema
 
-from negrec import __version__, checkpoint
+from negrec import checkpoint
 from negrec.serving.recommender import Recommender
 from negrec.serving.requests import DEFAULT_K, parse_history
 from negrec.serving.vocabulary import Vocabulary
-from negrec.training.loop import TrainState
+from negrec.version import __version__
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 CHECKPOINT_ARTIFACT = "checkpoint"
@@ -86,7 +86,7 @@ def signature(vocabulary: Vocabulary) -> ModelSignature:
 def _serving_checkpoint(saved: checkpoint.Checkpoint, directory: Path) -> Path:
     """Only what serving needs: the best weights (no optimiser state, no latest weights)."""
     best = saved.state.best_model_state or saved.model_state
-    state = TrainState(
+    state = checkpoint.TrainState(
         epoch=saved.state.epoch,
         step=saved.state.step,
         best_ndcg=saved.state.best_ndcg,

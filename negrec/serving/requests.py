@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from negrec.batching import NEGATIVE, POSITIVE
+from negrec.action_codes import NEGATIVE, POSITIVE
 from negrec.errors import NegrecError
 
 DEFAULT_K = 10

@@ -3,9 +3,7 @@
 from negrec.training.loop import (
     EpochReport,
     LoopHooks,
-    PrintHooks,
     TrainResult,
-    TrainState,
     train,
     validate,
 )
@@ -13,9 +11,7 @@ from negrec.training.loop import (
 __all__ = [
     "EpochReport",
     "LoopHooks",
-    "PrintHooks",
     "TrainResult",
-    "TrainState",
     "train",
     "validate",
 ]

@@ -8,17 +8,17 @@ checkpointing, reporting) arrives through ``LoopHooks`` so nothing here imports 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
+from negrec import metrics
 from negrec.batching import EvalBatch, TrainBatch, length_bucketed
+from negrec.checkpoint import TrainState
 from negrec.config import NegrecConfig, TrainConfig
-from negrec.evaluation.evaluate import EvaluationSums, evaluate, model_scorer
+from negrec.evaluation.batch_metrics import EvaluationSums, evaluate, model_scorer
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.objectives.training_loss import training_loss
 from negrec.training.precision import autocast_for
@@ -26,23 +26,6 @@ from negrec.training.precision import autocast_for
 TrainBatches = Callable[[int], Iterable[TrainBatch]]
 """epoch (1-based) -> that epoch's training batches (shuffled by the data side)."""
 ValBatches = Callable[[], Iterable[EvalBatch]]
-
-NDCG_KEY = "ndcg@10"
-
-
-@dataclass
-class TrainState:
-    """Everything needed to resume exactly where an epoch ended."""
-
-    epoch: int = 0
-    step: int = 0
-    best_ndcg: float = -math.inf
-    best_epoch: int = 0
-    epochs_without_gain: int = 0
-    best_model_state: dict[str, torch.Tensor] | None = None
-    optimizer_state: dict[str, Any] | None = None
-    rng_state: torch.Tensor | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -63,6 +46,7 @@ class EpochReport:
     data_wait_seconds: float
     eta_s: float
     stop_reason: str | None  # why training stops after this epoch (None: it goes on)
+    k: int  # the cut-off of the validation metrics (train.eval_k)
 
     @property
     def stop(self) -> bool:
@@ -75,13 +59,14 @@ class EpochReport:
 
     def line(self, max_epochs: int) -> str:
         """A progress line a person can follow."""
-        ndcg = self.val.get(NDCG_KEY, float("nan"))
-        recall = self.val.get("recall@10", float("nan"))
+        ndcg_key, recall_key = metrics.reported(self.k)
+        ndcg = self.val.get(ndcg_key, float("nan"))
+        recall = self.val.get(recall_key, float("nan"))
         mark = " *" if self.improved else ""
         tail = f"stopping: {self.stop_reason}" if self.stop else f"ETA <= {self.eta_s:.0f}s"
         return (
             f"epoch {self.epoch}/{max_epochs} step {self.step} loss {self.train_loss:.4f} "
-            f"val ndcg@10 {ndcg:.4f} recall@10 {recall:.4f}{mark} | "
+            f"val {ndcg_key} {ndcg:.4f} {recall_key} {recall:.4f}{mark} | "
             f"{self.samples_per_s:,.0f} seq/s, {self.seconds:.1f}s, {tail}"
         )
 
@@ -95,17 +80,6 @@ class LoopHooks:
 
     def on_epoch_end(self, report: EpochReport, state: TrainState) -> None:
         """Called on every worker after validation; checkpoint or log here."""
-
-
-class PrintHooks(LoopHooks):
-    """Print one progress line per epoch."""
-
-    def __init__(self, max_epochs: int, printer: Callable[[str], None] = print) -> None:
-        self.max_epochs = max_epochs
-        self.printer = printer
-
-    def on_epoch_end(self, report: EpochReport, state: TrainState) -> None:
-        self.printer(report.line(self.max_epochs))
 
 
 @dataclass(frozen=True)
@@ -202,11 +176,12 @@ def validate(
     batches: Iterable[EvalBatch],
     device: torch.device,
     hooks: LoopHooks,
-    eval_k: int = 10,
+    eval_k: int,
 ) -> dict[str, float]:
     """Validation metrics over every worker's rows (sums reduced before dividing)."""
     core = _unwrap(model)
-    sums = evaluate(model_scorer(core), (b.to(device) for b in batches), ks=(1, eval_k))
+    batches_on_device = (b.to(device) for b in batches)
+    sums = evaluate(model_scorer(core), batches_on_device, ks=(1, eval_k), rejected_k=eval_k)
     reduced = hooks.reduce_sums(sums.as_vector().to(device)).cpu()
     return EvaluationSums.with_vector(sums, reduced).metrics()
 
@@ -225,7 +200,8 @@ def train(
     resume: TrainState | None = None,
     device: torch.device | str = "cpu",
 ) -> TrainResult:
-    """Train until ``max_epochs`` or ``patience`` epochs without a validation NDCG@10 gain.
+    """Train until ``max_epochs`` or ``patience`` epochs without a validation NDCG@k gain
+    (``k = train.eval_k``).
 
     ``model`` may be DDP-wrapped. On return the (unwrapped) model holds the best
     validation weights. Seeded from ``config.train.seed``; the caller offsets the seed
@@ -251,7 +227,7 @@ def train(
         epoch_start = time.perf_counter()
         stats = _train_epoch(model, train_batches(epoch), optimizer, config, device, state)
         val = validate(model, val_batches(), device, hooks, config.train.eval_k)
-        ndcg = val[f"ndcg@{config.train.eval_k}"]
+        ndcg = val[metrics.ndcg(config.train.eval_k)]
         improved = ndcg > state.best_ndcg
         if improved:
             state.best_ndcg, state.best_epoch, state.epochs_without_gain = ndcg, epoch, 0
@@ -283,6 +259,7 @@ def train(
             data_wait_seconds=stats.data_wait_seconds,
             eta_s=per_epoch * (config.train.max_epochs - epoch),
             stop_reason=stop_reason,
+            k=config.train.eval_k,
         )
         hooks.on_epoch_end(report, state)
         if stop_reason is not None:

@@ -1,11 +1,11 @@
 """The fine space: the coarse space narrowed around the best coarse configurations.
 
-Rules (``tuning/fine_rules.yaml``): take the ``top_n`` coarse configurations by
-validation NDCG@10. A numeric key keeps the span ``[min, max]`` of their values,
-widened by ``widen`` about its centre (on the log axis where the coarse range was
-log-uniform), at least ``min_width`` of the coarse span wide, and clipped to the coarse
-range, so the fine stage never searches where the coarse stage did not. A categorical
-key keeps only the values the top configurations used. The best ``seed_points``
+Rules (``negrec/recipes/tuning/fine_rules.yaml``): take the ``top_n`` coarse
+configurations by validation NDCG@k. A numeric key keeps the span ``[min, max]`` of
+their values, widened by ``widen`` about its centre (on the log axis where the coarse
+range was log-uniform), at least ``min_width`` of the coarse span wide, and clipped to
+the coarse range, so the fine stage never searches where the coarse stage did not. A
+categorical key keeps only the values the top configurations used. The best ``seed_points``
 configurations are evaluated first in the fine stage, with its longer budget.
 """
 
@@ -64,7 +64,7 @@ def derive_fine_space(
     chosen = list(top[: rules.top_n])
     if not chosen:
         raise NegrecError(
-            "no coarse trial reported a validation NDCG@10, so there is nothing to narrow "
+            "no coarse trial reported a validation NDCG, so there is nothing to narrow "
             "the fine space around; see the coarse trials' errors above"
         )
     fine: dict[str, Any] = {}

@@ -1,9 +1,10 @@
 """Sweep presets: budgets, ASHA, scale and fixed overrides, with the spaces they use.
 
-A preset is a YAML file (``tuning/presets/{tiny,laptop,cluster}.yaml`` or any path).
-Loading it reads and checks everything the sweep will need (the coarse space, the fine
-rules, the fixed overrides against the config) so that a wrong file fails in
-milliseconds instead of after the first trials.
+A preset is a YAML file: a built-in one by name (``tiny``, ``laptop``, ``cluster``, ...,
+package data in ``negrec/recipes/tuning/presets/``) or any path. Loading it reads and
+checks everything the sweep will need (the coarse space, the fine rules, the fixed
+overrides against the config) so that a wrong file fails in milliseconds instead of
+after the first trials.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from negrec import recipes
 from negrec.config import ConfigError, build_config, load_model, settable_keys, unflatten
 from negrec.strict import FrozenModel
 from negrec.tuning.fine import FineRules, load_rules
 from negrec.tuning.space import SearchSpace, load_space
 
-TUNING_DIR = Path(__file__).resolve().parents[2] / "tuning"
-PRESETS_DIR = TUNING_DIR / "presets"
 STAGE_OWNED_KEYS = {"train.max_epochs"}
 """Set by each stage's budget (``epochs``), so neither a space nor ``fixed`` may set it."""
 
@@ -85,14 +85,13 @@ class SweepPlan:
 
 
 def builtin_presets() -> list[str]:
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+    return recipes.preset_names()
 
 
 def preset_path(preset: str) -> Path:
     """A built-in preset's name, or a path to a preset file."""
-    builtin = PRESETS_DIR / f"{preset}.yaml"
-    if builtin.is_file():
-        return builtin
+    if preset in recipes.preset_names():
+        return recipes.preset_path(preset)
     path = Path(preset)
     if not path.is_file():
         names = ", ".join(builtin_presets())

@@ -1,6 +1,6 @@
 """What a sweep leaves in MLflow: each trial run's stop reason, and on the sweep's
 parent run the best configuration and checkpoint, per-stage bests, how many trials
-ASHA stopped, and a plot of validation NDCG@10 against epochs for every trial.
+ASHA stopped, and a plot of validation NDCG@k against epochs for every trial.
 
 The stop reason is tagged here, by the sweep driver, because a trial that ASHA stops
 is killed mid-run and cannot tag (or close) its own MLflow run.
@@ -16,15 +16,11 @@ from typing import Any
 
 import yaml
 
-from negrec import tracking
+from negrec import metrics, tags, tracking
 from negrec.errors import NegrecError
 from negrec.tuning.results import StageSummary, TrialRecord
 
-SWEEP_TAG = "negrec.sweep_name"
-BEST_CHECKPOINT_TAG = "negrec.best_checkpoint_uri"
-BEST_CONFIG_TAG = "negrec.best_config"
-STOP_REASON_TAG = "negrec.stop_reason"
-PLOT = "val_ndcg_at_10_vs_epochs.png"
+PLOT = "val_ndcg_vs_epochs.png"
 RUN_STATUS = {"early_stopped_by_asha": "KILLED", "completed": "FINISHED", "error": "FAILED"}
 STAGE_COLOURS = {"coarse": "tab:blue", "fine": "tab:orange"}
 
@@ -38,14 +34,14 @@ def tag_trial_runs(uri: str, experiment: str, summary: StageSummary) -> None:
         run_id = tracking.find_run(uri, trial.run_name, experiment)
         if run_id is None:  # the trial failed before it opened its run
             continue
-        client.set_tag(run_id, STOP_REASON_TAG, trial.stop_reason)
+        client.set_tag(run_id, tags.STOP_REASON, trial.stop_reason)
         status = RUN_STATUS[trial.stop_reason]
         if client.get_run(run_id).info.status != status:
             client.set_terminated(run_id, status=status)
 
 
 def plot_trials(stages: Sequence[StageSummary], path: Path) -> None:
-    """Validation NDCG@10 per epoch, one line per trial; an x ends a trial ASHA stopped."""
+    """Validation NDCG@k per epoch, one line per trial; an x ends a trial ASHA stopped."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -63,7 +59,7 @@ def plot_trials(stages: Sequence[StageSummary], path: Path) -> None:
                 axes.plot(epochs[-1], ndcg[-1], color=colour, marker="x", markersize=9)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("trial budget (epochs)")
-    axes.set_ylabel("validation NDCG@10")
+    axes.set_ylabel(f"validation NDCG@{stages[0].k}")
     axes.set_title("Sweep trials (x: stopped early by ASHA)")
     axes.grid(alpha=0.3)
     axes.legend()
@@ -87,18 +83,19 @@ def log_sweep(
     """Write the sweep's summary, best trial and plot to its parent run and close it."""
     client = tracking.client(uri)
     best = best_trial(stages)
-    client.set_tag(parent_run_id, BEST_CHECKPOINT_TAG, best.checkpoint)
-    client.set_tag(parent_run_id, BEST_CONFIG_TAG, json.dumps(best.config, sort_keys=True))
-    metrics = {
-        "best_val_ndcg_at_10": best.best_ndcg or 0.0,
+    client.set_tag(parent_run_id, tags.BEST_CHECKPOINT_URI, best.checkpoint)
+    client.set_tag(parent_run_id, tags.BEST_CONFIG, json.dumps(best.config, sort_keys=True))
+    best_name = metrics.best_val_ndcg(stages[0].k)
+    logged = {
+        best_name: best.best_ndcg or 0.0,
         "trials_stopped_by_asha": sum(len(s.stopped_by_asha()) for s in stages),
     }
     for stage in stages:
         ranked = stage.ranked()
-        metrics[f"{stage.stage}_best_val_ndcg_at_10"] = ranked[0].best_ndcg if ranked else 0.0
-        metrics[f"{stage.stage}_trials"] = len(stage.trials)
-        metrics[f"{stage.stage}_trials_stopped_by_asha"] = len(stage.stopped_by_asha())
-    tracking.log_metrics(uri, parent_run_id, metrics, step=0)
+        logged[f"{stage.stage}_{best_name}"] = ranked[0].best_ndcg if ranked else 0.0
+        logged[f"{stage.stage}_trials"] = len(stage.trials)
+        logged[f"{stage.stage}_trials_stopped_by_asha"] = len(stage.stopped_by_asha())
+    tracking.log_metrics(uri, parent_run_id, logged, step=0)
     with tempfile.TemporaryDirectory(prefix="negrec-sweep-") as directory:
         plot_trials(stages, Path(directory) / PLOT)
         client.log_artifact(parent_run_id, str(Path(directory) / PLOT))

@@ -10,16 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from negrec import storage
-from negrec.distributed.worker import NDCG_METRIC, metric_name
+from negrec import metrics, storage
 from negrec.strict import StrictModel
 from negrec.tuning.trial import Stage, TrialSpec
 
 StopReason = Literal["early_stopped_by_asha", "completed", "error"]
-VAL_NDCG = metric_name(NDCG_METRIC)
-FINAL_METRIC = "test_ndcg_at_10"
-"""Only the final report (after the last epoch) carries test metrics, so a trial without
-it and without an error was stopped by ASHA."""
 CHECKPOINT_PATH = "checkpoint_path"
 """Where ``TuneReportCallback`` puts the path of the checkpoint reported with a result."""
 
@@ -30,7 +25,7 @@ class TrialRecord(StrictModel):
     run_name: str
     config: dict[str, Any]
     history: list[tuple[int, float]]
-    """(epoch, validation NDCG@10) per epoch reported."""
+    """(epoch, validation NDCG@k) per epoch reported."""
     best_ndcg: float | None
     best_epoch: int | None
     checkpoint: str | None
@@ -46,11 +41,13 @@ class TrialRecord(StrictModel):
 class StageSummary(StrictModel):
     stage: Stage
     epochs: int
+    k: int
+    """The cut-off of the NDCG the trials were ranked on (``train.eval_k``)."""
     space: dict[str, Any]
     trials: list[TrialRecord]
 
     def ranked(self) -> list[TrialRecord]:
-        """Trials that reported a validation NDCG@10, best first."""
+        """Trials that reported a validation NDCG@k, best first."""
         scored = [t for t in self.trials if t.best_ndcg is not None]
         return sorted(scored, key=lambda t: t.best_ndcg or 0.0, reverse=True)
 
@@ -69,13 +66,17 @@ def record(result: Any, spec: TrialSpec) -> TrialRecord:
     """A ``ray.tune.Result`` as a record. The trial id comes from its metrics (Tune sets
     it even before a first report), not its directory, which a restore may rename."""
     trial_id = str(result.metrics["trial_id"])
+    val_ndcg = metrics.val_ndcg(spec.eval_k)
+    # Only the final report (after the last epoch) carries test metrics, so a trial
+    # without it and without an error was stopped by ASHA.
+    final = metrics.test_ndcg(spec.eval_k)
     frame = result.metrics_dataframe
     epochs: dict[int, tuple[float, str | None]] = {}
     if frame is not None and "epoch" in frame:
         for row in frame[frame["epoch"].notna()].to_dict("records"):
             path = row.get(CHECKPOINT_PATH)
             epochs[int(row["epoch"])] = (
-                float(row[VAL_NDCG]),
+                float(row[val_ndcg]),
                 path if isinstance(path, str) else None,
             )
     history = sorted((epoch, ndcg) for epoch, (ndcg, _) in epochs.items())
@@ -83,7 +84,7 @@ def record(result: Any, spec: TrialSpec) -> TrialRecord:
     best_path = epochs[best_epoch][1] if best_epoch is not None else None
     if result.error is not None:
         reason: StopReason = "error"
-    elif FINAL_METRIC in result.metrics:
+    elif final in result.metrics:
         reason = "completed"
     else:
         reason = "early_stopped_by_asha"

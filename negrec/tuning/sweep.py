@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from negrec import storage
+from negrec import metrics, storage
 from negrec.distributed.resources import TRIAL_DRIVER_CPUS
-from negrec.distributed.worker import BEST_NDCG_METRIC
 from negrec.tuning import results
 from negrec.tuning.preset import Asha, StageBudget
 from negrec.tuning.space import SearchSpace
@@ -63,7 +62,7 @@ def _new_tuner(stage: StageRun, trainable: Any, path: str, filesystem: Any) -> A
         trainable,
         param_space=stage.space.to_tune(),
         tune_config=tune.TuneConfig(
-            metric=BEST_NDCG_METRIC,
+            metric=metrics.best_val_ndcg(stage.spec.eval_k),
             mode="max",
             scheduler=scheduler,
             # The throttle goes to the generator: Tune ignores TuneConfig's
@@ -109,6 +108,7 @@ def run_stage(stage: StageRun, datasets: Mapping[int, Any]) -> results.StageSumm
     return results.StageSummary(
         stage=stage.spec.stage,
         epochs=stage.budget.epochs,
+        k=stage.spec.eval_k,
         space=stage.space.as_data(),
         trials=[results.record(result, stage.spec) for result in grid],
     )

@@ -1,10 +1,11 @@
 """One sweep trial: a Ray Tune function trainable that fits one ``TorchTrainer``.
 
 Why a function trainable (not ``Tuner(TorchTrainer)``, which Ray deprecated): the trial
-calls the train stage itself (``negrec.train.run``), so a trial is exactly a training
-run (same checkpoints, same MLflow logging) and ``TuneReportCallback`` forwards each
-epoch's report to Tune, where ASHA sees it. The trial's MLflow run is opened here first,
-as a child of the sweep's run with its stage tag; the train stage then finds it by name.
+calls the training driver itself (``negrec.distributed.trainer.run``), so a trial is
+exactly a training run (same checkpoints, same MLflow logging) and
+``TuneReportCallback`` forwards each epoch's report to Tune, where ASHA sees it. The
+trial's MLflow run is opened here first, as a child of the sweep's run with its stage
+tag; the driver then finds it by name.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from negrec import tracking
+from negrec import tags, tracking
 from negrec.config import NegrecConfig, build_config, unflatten
 from negrec.strict import FrozenModel
 
 Stage = Literal["coarse", "fine"]
-STAGE_TAG = "negrec.stage"
-TRIAL_TAG = "negrec.trial_id"
 
 
 class TrialSpec(FrozenModel):
@@ -41,6 +40,12 @@ class TrialSpec(FrozenModel):
         """The trial's Ray Train run and MLflow run name (stable across a resume)."""
         return f"{self.sweep}-{self.stage}-{trial_id}"
 
+    @property
+    def eval_k(self) -> int:
+        """The cut-off every trial of the sweep is ranked on (``train.eval_k`` is fixed
+        for a sweep: trials scored at different cut-offs cannot be compared)."""
+        return self.config({}).train.eval_k
+
     def config(self, sampled: Mapping[str, Any]) -> NegrecConfig:
         values = {**self.fixed, **sampled, "train.max_epochs": self.epochs}
         return build_config(unflatten(values), f"{self.stage} trial")
@@ -51,12 +56,12 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any], datasets: Mapping[in
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from negrec import train
+    from negrec.distributed import trainer
 
     trial = TrialSpec.model_validate(spec)
     trial_id = tune.get_context().get_trial_id()
     name = trial.run_name(trial_id)
-    job = train.TrainJob(
+    job = trainer.TrainJob(
         data=trial.data,
         storage=trial.trials_uri,
         name=name,
@@ -72,10 +77,10 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any], datasets: Mapping[in
         trial.tracking_uri,
         name,
         trial.experiment,
-        tags={STAGE_TAG: trial.stage, TRIAL_TAG: trial_id},
+        tags={tags.STAGE: trial.stage, tags.TRIAL_ID: trial_id},
         parent_run_id=trial.parent_run_id,
     )
-    train.run(
+    trainer.run(
         job,
         callbacks=[TuneReportCallback()],
         train_data=datasets.get(job.config.model.max_len),

@@ -1,4 +1,4 @@
-"""``negrec generate``: write a synthetic event log to local or object storage.
+"""The synthetic event log of ``negrec generate``, written to local or object storage.
 
 Layout under ``--out`` (a directory or ``s3://`` prefix this stage owns)::
 
@@ -14,7 +14,6 @@ staged under a hidden sibling prefix and committed at the end (see
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import time
@@ -25,10 +24,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from negrec import storage
-from negrec.config import ConfigError
 from negrec.data.synthetic import NEGATIVE_EVENTS, SyntheticParams, build_world, item_clusters
 from negrec.data.synthetic import iter_blocks as iter_event_blocks
 from negrec.errors import NegrecError
@@ -130,39 +128,3 @@ def run(config: GenerateConfig, options: storage.StorageOptions | None = None) -
         "seconds": round(seconds, 3),
         "events_per_s": round(params.events / seconds),
     }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    fields = GenerateConfig.model_fields
-    parser.add_argument(
-        "--out", required=True, type=storage.uri_argument, help=fields["out"].description
-    )
-    for name in ("users", "items", "events", "seed", "chunk_events"):
-        flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, type=int, default=None, help=f"default {fields[name].default}")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-
-
-def main(args: argparse.Namespace) -> int:
-    values = {
-        name: getattr(args, name)
-        for name in GenerateConfig.model_fields
-        if getattr(args, name, None) is not None
-    }
-    try:
-        config = GenerateConfig(**values)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise ConfigError(f"negrec generate: {problems}") from None
-    summary = run(config)
-    print(
-        f"wrote {summary['events']:,} events of {summary['users']:,} users over "
-        f"{summary['items']:,} items in {len(summary['files'])} file(s) to {config.out} "
-        f"({summary['events_per_s']:,} events/s)"
-    )
-    if args.json:
-        print(json.dumps(summary))
-    return 0

@@ -1,11 +1,12 @@
-"""``negrec demo``: the whole pipeline on generated data, on this machine.
+"""``negrec demo``: the whole pipeline on generated data, on this machine (the steps are
+:func:`negrec.workflow.pipeline.run`).
 
-By default it runs the small coarse-then-fine sweep of ``tuning/presets/demo.yaml``, so
-a newcomer sees every stage (Ray Data, Ray Tune with ASHA over Ray Train DDP trials,
-MLflow runs and registry) in a few minutes. A work directory stands in for object
-storage and a sqlite file for the MLflow server; Ray starts locally with planned
-resources. Prints what was done, the metrics next to the most-popular baseline, and how
-to open the MLflow UI.
+By default it runs the small coarse-then-fine sweep of the built-in preset ``demo``
+(``negrec/recipes/tuning/presets/demo.yaml``), so a newcomer sees every stage (Ray
+Data, Ray Tune with ASHA over Ray Train DDP trials, MLflow runs and registry) in a few
+minutes. A work directory stands in for object storage and a sqlite file for the MLflow
+server; Ray starts locally with planned resources. Prints what was done, the metrics
+next to the most-popular baseline, and how to open the MLflow UI.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from negrec.pipeline import PipelineConfig, run
-
-SHOWN = ("recall@10", "ndcg@10", "mrr", "rejected_in_top10")
+from negrec import metrics
+from negrec.workflow.pipeline import PipelineConfig, default, run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,45 +25,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workdir", default="negrec-demo", help="where data, runs and mlflow.db go"
     )
     parser.add_argument(
-        "--workers", type=int, default=2, help="Ray Train workers with --preset none"
+        "--workers",
+        type=int,
+        default=default("workers"),
+        help="Ray Train workers with --preset none",
     )
     parser.add_argument(
         "--preset",
         default="demo",
-        help="tuning preset of the coarse-then-fine sweep (default: 'demo', see "
-        "tuning/presets/demo.yaml); 'none' trains once with configs/demo.yaml instead",
+        help="tuning preset of the coarse-then-fine sweep (default: the built-in 'demo'); "
+        "'none' trains once with the built-in training recipe 'demo' instead",
     )
-    parser.add_argument("--users", type=int, default=3_000, help="users to generate")
-    parser.add_argument("--items", type=int, default=1_000, help="items to generate")
-    parser.add_argument("--events", type=int, default=150_000, help="events to generate")
+    parser.add_argument("--users", type=int, default=default("users"), help="users to generate")
+    parser.add_argument("--items", type=int, default=default("items"), help="items to generate")
+    parser.add_argument(
+        "--events", type=int, default=default("num_events"), help="events to generate"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 
 
 def _report(summary: dict[str, Any], workdir: Path) -> str:
     test = summary["test"]
+    k = test["k"]
+    ndcg = metrics.ndcg(k)
+    shown = (metrics.recall(k), ndcg, metrics.MRR, metrics.rejected_in_top(k))
     rows = [f"{'metric':<20} {'negrec':>8} {'most-popular':>13}"]
-    for name in SHOWN:
+    for name in shown:
         if name in test:
             baseline = test.get(f"popular_{name}", float("nan"))
             rows.append(f"{name:<20} {test[name]:>8.4f} {baseline:>13.4f}")
     if "responsiveness" in test:
         rows.append(f"{'responsiveness':<20} {test['responsiveness']:>+8.1%}")
-    verdict = (
-        "beats" if test["ndcg@10"] > test.get("popular_ndcg@10", float("inf")) else "does NOT beat"
-    )
+    verdict = "beats" if test[ndcg] > test.get(f"popular_{ndcg}", float("inf")) else "does NOT beat"
     db = workdir / "mlflow.db"
     return "\n".join(
         [
             "",
             f"negrec demo: done ({test['rows']} held-out test users)",
             *rows,
-            f"negrec {verdict} the most-popular baseline on NDCG@10.",
+            f"negrec {verdict} the most-popular baseline on NDCG@{k}.",
             f"checkpoint: {summary['checkpoint']}",
             f"registry:   {summary['promote']['decision']}",
             f"sample user history: {summary['sample']['history']}",
-            f"  recommended (top 10): {' '.join(str(i) for i in summary['sample']['recommended'])}",
+            f"  recommended (top {k}): {' '.join(map(str, summary['sample']['recommended']))}",
             "timings (s): "
-            + ", ".join(f"{k[:-2]} {v}" for k, v in summary.items() if k.endswith("_s")),
+            + ", ".join(f"{key[:-2]} {v}" for key, v in summary.items() if key.endswith("_s")),
             f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} "
             "--host 127.0.0.1 --port 5000   (then open http://127.0.0.1:5000)",
         ]

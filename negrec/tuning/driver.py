@@ -1,4 +1,4 @@
-"""``negrec tune``: coarse-then-fine hyperparameter search with ASHA (Ray Tune).
+"""The sweep driver of ``negrec tune``: coarse-then-fine search with ASHA (Ray Tune).
 
 Stage 1 samples the preset's coarse space; ASHA stops weak trials after a few epochs.
 Stage 2 searches the fine space derived from the best coarse configurations (which it
@@ -21,21 +21,20 @@ others resume from their last checkpoints).
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
 from pydantic import Field
 
-from negrec import storage, tracking
-from negrec.config import NegrecConfig, build_model
-from negrec.distributed.resources import plan_trials
+from negrec import metrics, storage, tags, tracking
+from negrec.config import NegrecConfig
+from negrec.distributed.resources import DEFAULT_CACHE_LIMIT_MIB, plan_trials
 from negrec.errors import NegrecError
 from negrec.storage import AbsoluteUri, StorageOptions
 from negrec.strict import StrictModel
 from negrec.tuning import report, results
 from negrec.tuning.fine import derive_fine_space, seed_points
-from negrec.tuning.preset import SweepPlan, builtin_presets, load_plan
+from negrec.tuning.preset import SweepPlan, load_plan
 from negrec.tuning.space import Choice, SearchSpace
 from negrec.tuning.trial import Stage, TrialSpec
 
@@ -57,6 +56,12 @@ class TuneJob(StrictModel):
     preset: str = Field("laptop", description="tiny, laptop, cluster, or a preset file")
     tracking_uri: str | None = None
     experiment: str = tracking.DEFAULT_EXPERIMENT
+    cache_limit_mib: int = Field(
+        DEFAULT_CACHE_LIMIT_MIB,
+        ge=0,
+        description="Hold each training length's rows in the object store up to this "
+        "size, shared by every trial (0 = always stream from storage)",
+    )
 
 
 def _check_same_plan(sweep_uri: str, plan: SweepPlan) -> None:
@@ -99,7 +104,7 @@ class _Sweep:
         )
         self.datasets: dict[int, Any] = {}
         self.parent_run_id = tracking.start_or_resume_run(
-            uri, f"{job.name}-sweep", job.experiment, tags={report.SWEEP_TAG: job.name}
+            uri, f"{job.name}-sweep", job.experiment, tags={tags.SWEEP_NAME: job.name}
         )
 
     def _spec(self, stage: Stage, epochs: int) -> TrialSpec:
@@ -123,7 +128,7 @@ class _Sweep:
         self, stage: Stage, space: SearchSpace, points: list[dict[str, Any]]
     ) -> results.StageSummary:
         """The stage's summary: read if the stage finished earlier, else run (or resume)."""
-        from negrec.train import TrainJob, training_data
+        from negrec.distributed.trainer import training_data
         from negrec.tuning.sweep import StageRun, run_stage
 
         summary_uri = storage.join(self.sweep_uri, f"{stage}.json")
@@ -132,10 +137,11 @@ class _Sweep:
             print(f"negrec tune: the {stage} stage finished earlier; read {summary_uri}")
         else:
             preset = self.plan.preset
-            cache_limit = TrainJob.model_fields["cache_limit_mib"].default
             for max_len in _max_lens(space, preset.fixed):
                 if max_len not in self.datasets:
-                    self.datasets[max_len] = training_data(self.prepared, max_len, cache_limit)
+                    self.datasets[max_len] = training_data(
+                        self.prepared, max_len, self.job.cache_limit_mib
+                    )
             budget = getattr(preset, stage)
             run = StageRun(
                 spec=self._spec(stage, budget.epochs),
@@ -158,7 +164,7 @@ def _stage_line(summary: results.StageSummary) -> dict[str, Any]:
     return {
         "trials": len(summary.trials),
         "epochs": summary.epochs,
-        "best_val_ndcg_at_10": ranked[0].best_ndcg if ranked else None,
+        metrics.best_val_ndcg(summary.k): ranked[0].best_ndcg if ranked else None,
         "stopped_by_asha": len(summary.stopped_by_asha()),
         "errors": sum(t.stop_reason == "error" for t in summary.trials),
     }
@@ -206,43 +212,11 @@ def run(job: TuneJob) -> dict[str, Any]:
         "tracking_uri": storage.redact(uri),
         "best_checkpoint": best.checkpoint,
         "best_config": best.config,
-        "best_val_ndcg_at_10": best.best_ndcg,
+        "k": coarse.k,
+        metrics.best_val_ndcg(coarse.k): best.best_ndcg,
         "best_trial": {"stage": best.stage, "trial_id": best.trial_id, "epoch": best.best_epoch},
         "stages": {"coarse": _stage_line(coarse), "fine": _stage_line(fine)},
         "fine_space": fine_space.as_data(),
     }
     report.log_sweep(uri, sweep.parent_run_id, [coarse, fine], summary)
     return summary
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    storage.add_data_and_storage_arguments(parser, "sweep storage")
-    parser.add_argument("--name", required=True, help="sweep name (same name = resume)")
-    parser.add_argument(
-        "--preset",
-        default="laptop",
-        help=f"a built-in preset ({', '.join(builtin_presets())}) or a preset YAML file",
-    )
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    parser.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT)
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-
-
-def main(args: argparse.Namespace) -> int:
-    options = {k: getattr(args, k) for k in ("data", "storage", "name", "preset", "experiment")}
-    job = build_model(TuneJob, {**options, "tracking_uri": args.tracking_uri}, "command line")
-    summary = run(job)
-    stages = summary["stages"]
-    print(
-        f"negrec tune: done. best val ndcg@10 {summary['best_val_ndcg_at_10']:.4f} "
-        f"({summary['best_trial']['stage']} trial {summary['best_trial']['trial_id']}); "
-        + "; ".join(
-            f"{name}: {s['trials']} trials, {s['stopped_by_asha']} stopped by ASHA"
-            for name, s in stages.items()
-        )
-        + f"\n  best checkpoint: {summary['best_checkpoint']}"
-        + f"\n  MLflow sweep run: {summary['mlflow_run_id']}"
-    )
-    if args.json:
-        print(json.dumps(summary))
-    return 0

@@ -1,14 +1,14 @@
-"""``negrec train``: action-aware gSASRec on Ray Train (DDP), tracked in MLflow.
+"""The training driver: one ``negrec train`` run on Ray Train (DDP), tracked in MLflow.
 
-The driver validates everything it can before compute is spent (config, prepared
-data, tracking store, resources), opens or resumes the MLflow run, and fits a
-``TorchTrainer`` whose workers run the one training loop. Re-running with the same
-``--name`` and ``--storage`` resumes from the latest checkpoint.
+It lives next to the Ray Train worker it starts (``worker.py``). The driver validates
+everything it can before compute is spent (config, prepared data, tracking store,
+resources), opens or resumes the MLflow run, and fits a ``TorchTrainer`` whose workers
+run the one training loop. Re-running with the same ``--name`` and ``--storage`` resumes
+from the latest checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -16,13 +16,10 @@ from typing import Any
 import yaml
 from pydantic import Field
 
-from negrec import storage, tracking
-from negrec.config import NegrecConfig, load_config
-from negrec.distributed.resources import plan_workers
+from negrec import metrics, storage, tags, tracking
+from negrec.config import NegrecConfig
+from negrec.distributed.resources import DEFAULT_CACHE_LIMIT_MIB, plan_workers
 from negrec.distributed.worker import (
-    NDCG_METRIC,
-    STOP_REASON_TAG,
-    USER_ERROR_TAG,
     WorkerSpec,
     train_worker,
 )
@@ -30,7 +27,6 @@ from negrec.errors import NegrecError
 from negrec.runtime import ensure_ray
 from negrec.storage import AbsoluteUri, StorageOptions
 from negrec.strict import StrictModel
-from negrec.tracking import metric_name
 
 
 class TrainJob(StrictModel):
@@ -49,11 +45,11 @@ class TrainJob(StrictModel):
     )
     tracking_uri: str | None = None
     experiment: str = tracking.DEFAULT_EXPERIMENT
-    keep_checkpoints: int = Field(3, ge=1, description="Best N by validation NDCG@10")
+    keep_checkpoints: int = Field(3, ge=1, description="Best N by validation NDCG@eval_k")
     max_failures: int = Field(3, ge=-1, description="Worker-group restarts from a checkpoint")
     parent_run_id: str | None = None
     cache_limit_mib: int = Field(
-        1024,
+        DEFAULT_CACHE_LIMIT_MIB,
         ge=0,
         description="Materialise the training stream in the object store when its "
         "fixed-length arrays fit in this many MiB (0 = always stream from storage)",
@@ -76,58 +72,9 @@ def training_data(prepared: Any, max_len: int, cache_limit_mib: int) -> Any:
     return train_dataset(prepared, max_len)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    storage.add_data_and_storage_arguments(parser, "run storage")
-    parser.add_argument("--name", required=True, help="run name (same name = resume)")
-    parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
-    parser.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker")
-    parser.add_argument(
-        "--cpus-per-worker",
-        type=float,
-        help="CPUs (and so torch threads) per worker (default: planned so Ray Data keeps one)",
-    )
-    parser.add_argument("--config", help="YAML file overriding the defaults")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key, e.g. --set train.lr=3e-4 (repeatable)",
-    )
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    parser.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT)
-    parser.add_argument("--keep-checkpoints", type=int, default=3)
-    parser.add_argument("--max-failures", type=int, default=3)
-    parser.add_argument(
-        "--cache-limit-mib",
-        type=int,
-        default=TrainJob.model_fields["cache_limit_mib"].default,
-        help="hold the training rows in memory up to this size, else stream them from "
-        "storage every epoch (0 = always stream)",
-    )
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-
-
-def job_from_args(args: argparse.Namespace) -> TrainJob:
-    return TrainJob(
-        data=args.data,
-        storage=args.storage,
-        name=args.name,
-        config=load_config(args.config, args.overrides),
-        workers=args.workers,
-        gpu=args.gpu,
-        cpus_per_worker=args.cpus_per_worker,
-        tracking_uri=args.tracking_uri,
-        experiment=args.experiment,
-        keep_checkpoints=args.keep_checkpoints,
-        max_failures=args.max_failures,
-        cache_limit_mib=args.cache_limit_mib,
-    )
-
-
-def _log_run_inputs(uri: str, run_id: str, job: TrainJob, manifest: dict[str, Any]) -> None:
-    client = tracking.client(uri)
+def _log_run_inputs(
+    client: Any, uri: str, run_id: str, job: TrainJob, manifest: dict[str, Any]
+) -> None:
     params = tracking.flatten(job.config.model_dump())
     params.update({"data": job.data, "storage": job.storage})
     tracking.log_params(uri, run_id, params)
@@ -161,10 +108,11 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
     run_id = tracking.start_or_resume_run(
         uri, job.name, job.experiment, parent_run_id=job.parent_run_id
     )
-    tracking.client(uri).update_run(run_id, status="RUNNING")
-    if USER_ERROR_TAG in tracking.client(uri).get_run(run_id).data.tags:
-        tracking.client(uri).delete_tag(run_id, USER_ERROR_TAG)  # an earlier attempt's
-    _log_run_inputs(uri, run_id, job, prepared.manifest)
+    client = tracking.client(uri)
+    client.update_run(run_id, status="RUNNING")
+    if tags.USER_ERROR in client.get_run(run_id).data.tags:
+        client.delete_tag(run_id, tags.USER_ERROR)  # an earlier attempt's
+    _log_run_inputs(client, uri, run_id, job, prepared.manifest)
 
     filesystem, storage_path = storage.resolve(job.storage, options)
     spec = WorkerSpec(config=job.config, data_uri=job.data, tracking_uri=uri, mlflow_run_id=run_id)
@@ -182,7 +130,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
             storage_filesystem=filesystem,
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=job.keep_checkpoints,
-                checkpoint_score_attribute=metric_name(NDCG_METRIC),
+                checkpoint_score_attribute=metrics.val_ndcg(job.config.train.eval_k),
                 checkpoint_score_order="max",
             ),
             failure_config=ray.train.FailureConfig(max_failures=job.max_failures),
@@ -197,40 +145,27 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
     try:
         result = trainer.fit()
     except Exception:
-        tracking.client(uri).set_terminated(run_id, status="FAILED")
+        client.set_terminated(run_id, status="FAILED")
         raise
-    tags = tracking.client(uri).get_run(run_id).data.tags
-    if USER_ERROR_TAG in tags:
-        tracking.client(uri).set_terminated(run_id, status="FAILED")
-        raise NegrecError(tags[USER_ERROR_TAG])
+    outcome = client.get_run(run_id).data.tags
+    if tags.USER_ERROR in outcome:
+        client.set_terminated(run_id, status="FAILED")
+        raise NegrecError(outcome[tags.USER_ERROR])
     if result.checkpoint is None:
         raise NegrecError(f"run {job.name} finished without a checkpoint; see the log above")
     checkpoint_uri = storage.uri_for(job.storage, result.checkpoint.path)
-    client = tracking.client(uri)
-    client.set_tag(run_id, "negrec.checkpoint_uri", checkpoint_uri)
+    client.set_tag(run_id, tags.CHECKPOINT_URI, checkpoint_uri)
     client.set_terminated(run_id, status="FINISHED")
     logged = client.get_run(run_id).data.metrics
-    metrics = {k: v for k, v in logged.items() if k.startswith("test_")}
+    test = {k: v for k, v in logged.items() if k.startswith("test_")}
     return {
         "name": job.name,
         "checkpoint": checkpoint_uri,
         "mlflow_run_id": run_id,
         "tracking_uri": storage.redact(uri),
         "workers": plan.num_workers,
-        "stop_reason": tags.get(STOP_REASON_TAG),
+        "stop_reason": outcome.get(tags.STOP_REASON),
         "start_epoch": result.metrics.get("start_epoch"),
         "resumed_optimizer_step": result.metrics.get("resumed_optimizer_step"),
-        **metrics,
+        **test,
     }
-
-
-def main(args: argparse.Namespace) -> int:
-    summary = run(job_from_args(args))
-    print(
-        f"negrec train: done ({summary['stop_reason']}). test "
-        + " ".join(f"{k}={v:.4f}" for k, v in summary.items() if k.startswith("test_"))
-        + f"\n  checkpoint: {summary['checkpoint']}\n  MLflow run: {summary['mlflow_run_id']}"
-    )
-    if args.json:
-        print(json.dumps(summary))
-    return 0

@@ -1,50 +1,24 @@
-"""``negrec promote``: register a checkpoint in MLflow; move ``champion`` only if it is better.
+"""Promotion (``negrec promote``): register a checkpoint; move ``champion`` only if better.
 
 The checkpoint (given, or the best of a ``negrec tune`` sweep) is evaluated on the test
 split, logged as a pyfunc model in an MLflow run, and registered as a new version whose
-tags carry its test NDCG@10 and Recall@10. The ``champion`` alias moves to it only when
-its test NDCG@10 beats the champion's (``--force`` moves it anyway); the decision is
-printed either way. Every input is checked before the evaluation spends compute.
+tags carry its test NDCG@k and Recall@k (``k = train.eval_k``). The ``champion`` alias
+moves to it only when its test NDCG@k beats the champion's (``--force`` moves it
+anyway); the decision is printed either way. Every input is checked before the
+evaluation spends compute.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from negrec import registry, storage, tracking
+from negrec import metrics, registry, storage, tags, tracking
 from negrec.errors import NegrecError
 
-SWEEP_NAME_TAG = "negrec.sweep_name"
-SWEEP_CHECKPOINT_TAG = "negrec.best_checkpoint_uri"
-RANK_METRIC = "ndcg@10"
-REPORTED_METRICS = (RANK_METRIC, "recall@10")
 MODEL_ARTIFACT = "model"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--checkpoint", type=storage.uri_argument, help="checkpoint directory URI (local or s3://)"
-    )
-    source.add_argument("--sweep", help="promote the best checkpoint of this `negrec tune` sweep")
-    parser.add_argument("--model-name", default=registry.DEFAULT_MODEL_NAME)
-    parser.add_argument(
-        "--force", action="store_true", help="make it champion even if it is not better"
-    )
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    parser.add_argument(
-        "--data",
-        type=storage.uri_argument,
-        help="prepared dataset URI (default: the one trained on)",
-    )
-    parser.add_argument("--experiment", default=tracking.DEFAULT_EXPERIMENT)
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 
 
 def sweep_checkpoint(uri: str, sweep: str) -> str:
@@ -55,7 +29,7 @@ def sweep_checkpoint(uri: str, sweep: str) -> str:
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(
         experiments,
-        filter_string=f"tags.`{SWEEP_NAME_TAG}` = '{sweep}'",
+        filter_string=f"tags.`{tags.SWEEP_NAME}` = '{sweep}'",
         order_by=["attributes.start_time DESC"],
     )
     parent = next((r for r in runs if "mlflow.parentRunId" not in r.data.tags), None)
@@ -64,11 +38,11 @@ def sweep_checkpoint(uri: str, sweep: str) -> str:
             f"no sweep named '{sweep}' in the MLflow store at {storage.redact(uri)}; check "
             "the name given to `negrec tune --name` and --tracking-uri, or pass --checkpoint"
         )
-    best = parent.data.tags.get(SWEEP_CHECKPOINT_TAG)
+    best = parent.data.tags.get(tags.BEST_CHECKPOINT_URI)
     if not best:
         raise NegrecError(
             f"sweep '{sweep}' (MLflow run {parent.info.run_id}, {parent.info.status}) has no "
-            f"best checkpoint yet ({SWEEP_CHECKPOINT_TAG} is not set): wait for it to finish "
+            f"best checkpoint yet ({tags.BEST_CHECKPOINT_URI} is not set): wait for it to finish "
             "or pass --checkpoint"
         )
     return best
@@ -80,17 +54,17 @@ class Decision:
     reason: str
 
 
-def decide(score: float, version: str, current: Any | None, force: bool) -> Decision:
-    """Whether version ``version`` (test NDCG@10 ``score``) takes the alias from ``current``.
+def decide(score: float, version: str, current: Any | None, force: bool, k: int) -> Decision:
+    """Whether version ``version`` (test NDCG@k ``score``) takes the alias from ``current``.
 
     A champion without a readable score is never replaced silently: only ``--force``
     replaces it, since nothing says the new version is better.
     """
     if current is None:
         return Decision(True, f"version {version} is the first champion (none was set)")
-    best = registry.version_metric(current, RANK_METRIC)
-    shown = f"{best:.4f}" if best is not None else "unknown (no test NDCG@10 tag)"
-    versus = f"test NDCG@10 {score:.4f} vs champion version {current.version}'s {shown}"
+    best = registry.version_metric(current, metrics.ndcg(k))
+    shown = f"{best:.4f}" if best is not None else f"unknown (no test NDCG@{k} tag)"
+    versus = f"test NDCG@{k} {score:.4f} vs champion version {current.version}'s {shown}"
     if best is not None and score > best:
         return Decision(True, f"version {version} beats the champion: {versus}")
     if force:
@@ -131,9 +105,14 @@ def run(
     tracking_uri: str | None = None,
     data_uri: str | None = None,
     experiment: str = tracking.DEFAULT_EXPERIMENT,
+    test_metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate, log, register; move ``champion`` if better (or forced). Returns a summary."""
-    from negrec import checkpoint, evaluate
+    """Evaluate, log, register; move ``champion`` if better (or forced). Returns a summary.
+
+    ``test_metrics``: the checkpoint's test metrics on ``data_uri`` when the caller has
+    just computed them (the pipeline), so the test split is not scored twice."""
+    from negrec import checkpoint
+    from negrec.evaluation.checkpoint_metrics import evaluate_checkpoint
     from negrec.serving import pyfunc
     from negrec.serving.vocabulary import Vocabulary
 
@@ -152,10 +131,13 @@ def run(
             f"{saved.num_items}: pass the --data the checkpoint was trained on"
         )
 
-    metrics = evaluate.run(checkpoint_uri, data_uri, split="test", k=10)
+    scores = test_metrics or evaluate_checkpoint(checkpoint_uri, data_uri, split="test")
+    k = int(scores["k"])
+    reported = metrics.reported(k)
+    ranking = reported[0]
     provenance = {
-        f"{registry.TAG_PREFIX}checkpoint_uri": storage.redact(checkpoint_uri),
-        f"{registry.TAG_PREFIX}data_uri": storage.redact(data_uri),
+        tags.CHECKPOINT_URI: storage.redact(checkpoint_uri),
+        tags.DATA_URI: storage.redact(data_uri),
     }
     with tempfile.TemporaryDirectory(prefix="negrec-promote-") as staging:
         model_dir = pyfunc.save(saved, vocabulary, Path(staging) / MODEL_ARTIFACT)
@@ -165,14 +147,14 @@ def run(
             f"promote-{model_name}",
             model_dir,
             tracking.flatten(saved.config.model_dump()),
-            {f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)},
+            {f"test_{key}": v for key, v in scores.items() if isinstance(v, float)},
             provenance,
         )
     client = tracking.client(uri)
     current = registry.champion(client, model_name)
-    tags = {registry.metric_tag(m): repr(float(metrics[m])) for m in REPORTED_METRICS}
-    version = registry.register(client, model_name, source, run_id, {**tags, **provenance})
-    decision = decide(float(metrics[RANK_METRIC]), version, current, force)
+    scored = {tags.test_metric(m): repr(float(scores[m])) for m in reported}
+    version = registry.register(client, model_name, source, run_id, {**scored, **provenance})
+    decision = decide(float(scores[ranking]), version, current, force, k)
     if decision.promote:
         client.set_registered_model_alias(model_name, registry.CHAMPION, version)
     previous = None if current is None else str(current.version)
@@ -185,39 +167,13 @@ def run(
         "decision": decision.reason,
         "champion_version": version if decision.promote else previous,
         "previous_champion_version": previous,
-        "previous_champion_test_ndcg@10": (
-            None if current is None else registry.version_metric(current, RANK_METRIC)
+        "k": k,
+        f"previous_champion_test_{ranking}": (
+            None if current is None else registry.version_metric(current, ranking)
         ),
-        **{f"test_{m}": float(metrics[m]) for m in REPORTED_METRICS},
+        **{f"test_{m}": float(scores[m]) for m in reported},
         "checkpoint": storage.redact(checkpoint_uri),
         "data": storage.redact(data_uri),
         "mlflow_run_id": run_id,
         "tracking_uri": storage.redact(uri),
     }
-
-
-def main(args: argparse.Namespace) -> int:
-    summary = run(
-        args.checkpoint,
-        args.sweep,
-        args.model_name,
-        args.force,
-        args.tracking_uri,
-        args.data,
-        args.experiment,
-    )
-    print(
-        f"negrec promote: registered {summary['model_uri']} (test ndcg@10 "
-        f"{summary['test_ndcg@10']:.4f}, recall@10 {summary['test_recall@10']:.4f})\n"
-        f"  {'champion moved' if summary['promoted'] else 'champion kept'}: "
-        f"{summary['decision']}"
-    )
-    if args.json:
-        print(json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    from negrec.cli import main as cli_main
-
-    sys.exit(cli_main(["promote", *sys.argv[1:]]))

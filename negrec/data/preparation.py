@@ -29,8 +29,9 @@ import numpy as np
 
 from negrec import storage
 from negrec.data import splits
-from negrec.data.actions import PRESPLIT_FORMATS, load_mapping
+from negrec.data.actions import load_mapping
 from negrec.data.adapters import SourceSpec, discover
+from negrec.data.formats import get_format
 from negrec.data.manifest import FORMAT_VERSION, MANIFEST, library_versions, write_manifest
 from negrec.data.partition import FileStats, partition_file, read_partition
 from negrec.data.prepare_config import PrepareConfig
@@ -172,7 +173,7 @@ def _manifest(
 def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None) -> dict[str, Any]:
     """Run the whole pipeline and commit ``config.out``; returns the manifest."""
     options = storage.StorageOptions.from_env() if options is None else options
-    if config.format in PRESPLIT_FORMATS:
+    if get_format(config.format).presplit:
         if config.actions is not None:
             raise NegrecError(
                 f"--format {config.format} has no events to map: drop --actions (every "

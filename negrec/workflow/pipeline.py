@@ -1,28 +1,27 @@
 """The whole pipeline as one function: events -> prepare -> train or tune -> promote -> recommend.
 
 ``negrec demo`` runs it locally with a work directory standing in for object storage;
-``jobs/pipeline.py`` runs it on a cluster under ``ray job submit``. Each step is a
-library call of its stage, and each step is skipped when its committed output already
-exists, so a retried job resumes instead of starting over.
+``negrec pipeline`` (``jobs/pipeline.py``) runs it on a cluster under ``ray job submit``.
+Each step calls the layer that does the work (data, the training driver, the sweep
+driver, evaluation, promotion, the recommend API), and each step is skipped when its
+committed output already exists, so a retried job resumes instead of starting over. The
+test split is scored once here; promotion reuses those metrics.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from negrec import storage
-from negrec.batching import NEGATIVE
+from negrec import recipes, storage
+from negrec.action_codes import NEGATIVE
 from negrec.config import load_config
 from negrec.strict import StrictModel
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+DEMO_CONFIG = recipes.recipe_path("demo")
 
 
 class PipelineConfig(StrictModel):
@@ -45,6 +44,12 @@ class PipelineConfig(StrictModel):
     tracking_uri: str | None = None
 
 
+def default(field: str) -> Any:
+    """The default of a :class:`PipelineConfig` field: the one place the sizes of the
+    demo's generated log and its worker count are set (both stages' flags read it)."""
+    return PipelineConfig.model_fields[field].default
+
+
 Step = Callable[[str], None]
 
 
@@ -56,8 +61,16 @@ def _timed(log: Step, title: str) -> Callable[[], float]:
 
 def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     """Run every step, skipping those whose committed output exists; returns a summary."""
-    from negrec import evaluate, generate, prepare, promote, recommend, registry, train, tune
+    from negrec import registry
+    from negrec.data import generated_log
+    from negrec.data.manifest import MANIFEST, summary_line
+    from negrec.data.preparation import prepare
     from negrec.data.prepare_config import PrepareConfig
+    from negrec.distributed import trainer
+    from negrec.evaluation.checkpoint_metrics import evaluate_checkpoint
+    from negrec.serving import promotion
+    from negrec.serving.api import recommend
+    from negrec.tuning import driver
     from negrec.tuning.preset import load_plan
 
     # A bad preset or training config fails here, before minutes of generate and prepare.
@@ -71,11 +84,11 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     if events is None:
         events = storage.join(config.root, "events")
         elapsed = _timed(log, f"generate {config.num_events:,} events -> {events}")
-        if storage.exists(storage.join(events, generate.MARKER)):
+        if storage.exists(storage.join(events, generated_log.MARKER)):
             log("   already generated; reusing")
         else:
-            generate.run(
-                generate.GenerateConfig(
+            generated_log.run(
+                generated_log.GenerateConfig(
                     out=events,
                     users=config.users,
                     items=config.items,
@@ -87,17 +100,17 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
 
     prepared = storage.join(config.root, "prepared")
     elapsed = _timed(log, f"prepare (Ray Data) {events} -> {prepared}")
-    if storage.exists(storage.join(prepared, "manifest.json")):
+    if storage.exists(storage.join(prepared, MANIFEST)):
         log("   already prepared; reusing")
     else:
-        manifest = prepare.run(PrepareConfig(events=events, out=prepared, format=config.format))
-        log(f"   {prepare.summary(manifest)}")
+        manifest = prepare(PrepareConfig(events=events, out=prepared, format=config.format))
+        log(f"   {summary_line(manifest)}")
     summary["prepare_s"] = round(elapsed(), 1)
 
     if config.preset:
         elapsed = _timed(log, f"tune (Ray Tune, preset {config.preset})")
-        swept = tune.run(
-            tune.TuneJob(
+        swept = driver.run(
+            driver.TuneJob(
                 data=prepared,
                 storage=storage.join(config.root, "sweeps"),
                 name=config.name,
@@ -110,7 +123,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
         summary["mlflow_run_id"] = swept["mlflow_run_id"]
     else:
         elapsed = _timed(log, f"train (Ray Train, {config.workers} workers)")
-        job = train.TrainJob(
+        job = trainer.TrainJob(
             data=prepared,
             storage=storage.join(config.root, "runs"),
             name=config.name,
@@ -118,17 +131,23 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
             config=train_config,
             tracking_uri=config.tracking_uri,
         )
-        trained = train.run(job)
+        trained = trainer.run(job)
         best = trained["checkpoint"]
         summary.update(train_s=round(elapsed(), 1), mlflow_run_id=trained["mlflow_run_id"])
     summary["checkpoint"] = best
 
     elapsed = _timed(log, "evaluate on the test split")
-    summary["test"] = evaluate.run(best, prepared, "test", 10)
+    summary["test"] = evaluate_checkpoint(best, prepared, "test")
+    k = summary["test"]["k"]
     summary["evaluate_s"] = round(elapsed(), 1)
 
     elapsed = _timed(log, "promote to the MLflow registry")
-    promoted = promote.run(checkpoint_uri=best, tracking_uri=config.tracking_uri, data_uri=prepared)
+    promoted = promotion.run(
+        checkpoint_uri=best,
+        tracking_uri=config.tracking_uri,
+        data_uri=prepared,
+        test_metrics=summary["test"],
+    )
     log(f"   {promoted['decision']}")
     summary["promote"] = promoted
     summary["promote_s"] = round(elapsed(), 1)
@@ -136,7 +155,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     champion = f"models:/{registry.DEFAULT_MODEL_NAME}@{registry.CHAMPION}"
     elapsed = _timed(log, f"recommend for a sample user with {champion}")
     history = sample_history(prepared)
-    top = recommend.recommend(champion, history, k=10, tracking_uri=config.tracking_uri)[0]
+    top = recommend(champion, history, k=k, tracking_uri=config.tracking_uri)[0]
     summary["sample"] = {"history": history, "recommended": top.items, "scores": top.scores}
     summary["recommend_s"] = round(elapsed(), 1)
     return summary
@@ -155,45 +174,3 @@ def sample_history(prepared_uri: str, length: int = 8) -> str:
         f"{vocabulary.item_id(int(i))}:{'-' if a == NEGATIVE else '+'}"
         for i, a in zip(items, actions, strict=True)
     )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--root", required=True, type=storage.uri_argument, help="storage URI for every output"
-    )
-    parser.add_argument("--name", default="pipeline", help="run name (same name = resume)")
-    parser.add_argument(
-        "--events", type=storage.uri_argument, help="existing event log URI (default: generate one)"
-    )
-    parser.add_argument("--format", default="synthetic", help="event log format")
-    parser.add_argument("--users", type=int, default=3_000)
-    parser.add_argument("--items", type=int, default=1_000)
-    parser.add_argument("--num-events", type=int, default=150_000)
-    parser.add_argument("--workers", type=int, help="Train workers (default: all GPUs, or 1)")
-    parser.add_argument("--preset", help="tune with this preset instead of one training run")
-    parser.add_argument("--config", help="training YAML (default: configs/demo.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
-
-
-def main(args: argparse.Namespace) -> int:
-    summary = run(
-        PipelineConfig(
-            root=args.root,
-            name=args.name,
-            events=args.events,
-            format=args.format,
-            users=args.users,
-            items=args.items,
-            num_events=args.num_events,
-            workers=args.workers,
-            preset=args.preset,
-            train_config=args.config,
-            overrides=args.overrides,
-            tracking_uri=args.tracking_uri,
-        )
-    )
-    if args.json:
-        print(json.dumps(summary, default=str))
-    return 0

@@ -1,4 +1,4 @@
-"""``negrec evaluate``: ranking and negative-feedback metrics of a checkpoint.
+"""Metrics of a saved checkpoint on a split of prepared data (``negrec evaluate``).
 
 Ranking (Recall@k, NDCG@k, MRR) over the full catalogue with seen items filtered,
 rejected-in-top-k on held-out rejected items, the most-popular baseline on the same
@@ -7,8 +7,6 @@ rows for comparison, and responsiveness when the prepared data carries item clus
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,20 +36,6 @@ from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.model.scoring import top_k
 
 RESPONSIVENESS_USERS = 1000
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint", required=True, type=storage.uri_argument, help="checkpoint directory URI"
-    )
-    parser.add_argument(
-        "--data",
-        type=storage.uri_argument,
-        help="prepared dataset URI (default: the one trained on)",
-    )
-    parser.add_argument("--split", choices=("val", "test"), default="test")
-    parser.add_argument("-k", type=int, default=10, help="cut-off of the top-k metrics")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 
 
 def _responsiveness(
@@ -124,8 +108,8 @@ def _model_view(saved: checkpoint.Checkpoint, prepared: PreparedData, split: str
     return _ModelView(rows, counts, clusters, unknown, negatives)
 
 
-def run(
-    checkpoint_uri: str, data_uri: str | None = None, split: str = "test", k: int = 10
+def evaluate_checkpoint(
+    checkpoint_uri: str, data_uri: str | None = None, split: str = "test", k: int | None = None
 ) -> dict[str, Any]:
     """Metrics of the checkpoint's best weights on a split of the prepared data. Data
     prepared with another vocabulary is matched to the model's through original item
@@ -133,6 +117,7 @@ def run(
     and so are the rejected interactions in the inputs of a model trained without
     actions, which cannot take them (``negative_inputs_left_out``)."""
     saved = checkpoint.load(checkpoint_uri)
+    k = k or saved.config.train.eval_k
     prepared = load_prepared(data_uri or saved.data_uri)
     view = _model_view(saved, prepared, split)
     model = saved.best_model()
@@ -147,6 +132,7 @@ def run(
     )
     result: dict[str, Any] = {
         "split": split,
+        "k": k,
         "rows": int(ours.ranking.count),
         **{f"unknown_to_model_{name}": count for name, count in view.unknown.items()},
         **({"negative_inputs_left_out": view.negative_inputs} if view.negative_inputs else {}),
@@ -156,14 +142,3 @@ def run(
     if view.clusters is not None and saved.config.model.num_actions > 1:
         result.update(_responsiveness(model, view.rows, k, view.clusters))
     return result
-
-
-def main(args: argparse.Namespace) -> int:
-    result = run(args.checkpoint, args.data, args.split, args.k)
-    width = max(len(key) for key in result)
-    for key, value in result.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        print(f"{key:<{width}}  {shown}")
-    if args.json:
-        print(json.dumps(result))
-    return 0

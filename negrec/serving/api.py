@@ -1,4 +1,4 @@
-"""``negrec recommend``: top-k items for histories of (item, action), and the library call.
+"""The recommend API: top-k items for histories of (item, action) (``negrec recommend``).
 
 ``recommend(model, histories, k)`` serves from a registered model (``models:/NAME@ALIAS``
 or ``models:/NAME/VERSION``, loaded through MLflow's pyfunc exactly as a serving
@@ -6,23 +6,16 @@ process would) or straight from a checkpoint directory (vocabulary from the prep
 dataset it was trained on). Tokens are checked before any model is loaded; items the
 model does not know are reported per history, never silently dropped.
 
-This module is callable (``negrec.recommend(...)`` is ``negrec.recommend.recommend(...)``):
-the stage module and the library function share the name ``negrec.recommend``, and
-whichever of the two Python resolves, the call works. Heavy imports stay inside
-functions so ``import negrec`` stays light.
+``negrec.recommend(...)`` is :func:`recommend`. Heavy imports stay inside functions so
+``import negrec`` stays light.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
-import types
 from collections.abc import Sequence
-from typing import Any
 
-from negrec import registry, storage, tracking
+from negrec import registry, tracking
 from negrec.errors import NegrecError
 from negrec.serving.requests import (
     DEFAULT_K,
@@ -34,29 +27,6 @@ from negrec.serving.requests import (
 )
 
 __all__ = ["Recommendation", "recommend"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="registered model, e.g. models:/negrec@champion")
-    source.add_argument(
-        "--checkpoint", type=storage.uri_argument, help="checkpoint directory URI (local or s3://)"
-    )
-    parser.add_argument(
-        "--history",
-        action="append",
-        required=True,
-        help='space-separated tokens ITEM:+ / ITEM:-, oldest first, e.g. "12:+ 7:- 31:+" '
-        "(repeat for several histories)",
-    )
-    parser.add_argument("-k", type=int, default=DEFAULT_K, help="items per history")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    parser.add_argument(
-        "--data",
-        type=storage.uri_argument,
-        help="with --checkpoint: prepared dataset holding the vocabulary",
-    )
-    parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 
 
 def _from_registry(
@@ -120,50 +90,3 @@ def recommend(
     if model.startswith("models:/"):
         return _from_registry(model, many, k, tracking_uri)
     return _from_checkpoint(model, parsed, k, data_uri)
-
-
-def _report(number: int, history: str, result: Recommendation) -> str:
-    lines = [f"history {number}: {history}"]
-    lines += [
-        f"  {rank:>3}. {item}  {score:.4f}"
-        for rank, (item, score) in enumerate(zip(result.items, result.scores, strict=True), 1)
-    ]
-    return "\n".join(lines)
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.model:
-        registry.ModelRef.parse(args.model)  # --model takes registry URIs only
-    model = args.model or args.checkpoint
-    results = recommend(model, args.history, args.k, args.tracking_uri, args.data)
-    for number, (history, result) in enumerate(zip(args.history, results, strict=True), 1):
-        if result.unknown_items:
-            print(
-                f"negrec recommend: history {number}: unknown to the model, not used as input: "
-                + " ".join(result.unknown_items),
-                file=sys.stderr,
-            )
-        print(_report(number, history, result))
-    if args.json:
-        summary = {
-            "model": storage.redact(model),
-            "k": args.k,
-            "recommendations": [
-                {"history": h, **vars(r)} for h, r in zip(args.history, results, strict=True)
-            ],
-        }
-        print(json.dumps(summary))
-    return 0
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> list[Recommendation]:
-        return recommend(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-if __name__ == "__main__":
-    from negrec.cli import main as cli_main
-
-    sys.exit(cli_main(["recommend", *sys.argv[1:]]))
