@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ray_start_s = time.perf_counter() - started
     manifest = prepare(config)
-    prepare_s = manifest["seconds"]
+    prepare_s = manifest.seconds or 0.0
     peak_ray = sampler.reset()
     ray.shutdown()
 
@@ -204,23 +204,23 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(baseline_out, ignore_errors=True)
 
     ours = {
-        "num_items": manifest["num_items"],
-        "train": manifest["splits"]["train"]["rows"],
-        "train_interactions": manifest["train_interactions"],
-        "val": manifest["splits"]["val"]["rows"],
-        "test": manifest["splits"]["test"]["rows"],
+        "num_items": manifest.num_items,
+        "train": manifest.splits["train"].rows,
+        "train_interactions": manifest.train_interactions,
+        "val": manifest.splits["val"].rows,
+        "test": manifest.splits["test"].rows,
     }
     result = {
-        "events": manifest["rows_in"],
-        "events_per_s": round(manifest["rows_in"] / prepare_s),
-        "baseline_events_per_s": round(manifest["rows_in"] / baseline_s),
+        "events": manifest.rows_in,
+        "events_per_s": round(manifest.rows_in / prepare_s),
+        "baseline_events_per_s": round(manifest.rows_in / baseline_s),
         "peak_rss_gib": round(peak_ray / GIB, 2),
         "baseline_peak_rss_gib": round(peak_baseline / GIB, 2),
         "prepare_s": prepare_s,
         "ray_start_s": round(ray_start_s, 2),
         "baseline_s": round(baseline_s, 2),
-        "stage_s": manifest["timings_s"],
-        "partitions": manifest["partitions"],
+        "stage_s": manifest.timings_s,
+        "partitions": manifest.partitions,
         "cpus": args.cpus,
         "load_average_before": round(load_before, 2),
         "outputs_match_baseline": ours == baseline,

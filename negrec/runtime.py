@@ -11,23 +11,47 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray import LoggingConfig
 
 LOCAL_CPUS_ENV = "NEGREC_RAY_CPUS"
-QUIET_ENV = {"RAY_DATA_LOG_LEVEL": "WARNING"}
-"""Ray Data's execution-plan and progress lines are INFO: off unless ``--verbose``.
-Set in the environment so that the Ray workers started later inherit it."""
+QUIET_ENV = {"RAY_DATA_LOG_LEVEL": "WARNING", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+"""Ray Data's execution-plan and progress lines and MLflow's notices ("Creating initial
+MLflow database tables", "Validating input example") are INFO: off unless
+``--verbose``. Set in this process's environment, which a local Ray instance's workers
+inherit, and given to a joined cluster's workers as the job's ``runtime_env``."""
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+"""Ray Train watches for node preemption (spot instances) with an actor whose creation
+makes Ray's core log a 380-character notice at every run. One machine has no other node
+to be preempted in favour of, so a quiet single-node run goes without it."""
+JOB_SUBMISSION_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+"""Set by ``ray job submit`` for the job's driver: the job has a runtime_env of its own
+(working_dir, often env_vars such as credentials), which one given to ``ray.init``
+would conflict with, so a submitted job keeps Ray's output as the cluster sets it."""
 QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
 """Loggers whose warnings are notices, not problems ("token authentication is enabled")."""
+QUIET_FLAG = "NEGREC_QUIET_RAY"
+"""Set by :func:`quiet_ray_logging`: a Ray instance this process starts or joins then logs
+only warnings and errors in every one of its processes (Ray Train's per-report
+``TrainingReport(...)`` dumps and worker-group lines are INFO)."""
 
 
 def quiet_ray_logging() -> None:
     """Keep a stage's console to its own lines, warnings and errors (``--verbose`` skips
     this): a failed ``negrec prepare`` on a bad file printed 12 lines of Ray notices and
     Ray Data INFO around its one-line error."""
-    for key, value in QUIET_ENV.items():
+    for key, value in {**QUIET_ENV, QUIET_FLAG: "1"}.items():
         os.environ.setdefault(key, value)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def quiet_ray_requested() -> bool:
+    """Whether Ray's own output is off (a stage without ``--verbose``), so that negrec
+    draws progress itself."""
+    return bool(os.environ.get(QUIET_FLAG))
 
 
 def local_cpus() -> int:
@@ -35,6 +59,13 @@ def local_cpus() -> int:
     if LOCAL_CPUS_ENV in os.environ:
         return int(os.environ[LOCAL_CPUS_ENV])
     return max(4, 2 * (os.cpu_count() or 1))
+
+
+def _joined_env(quiet: bool) -> dict[str, str]:
+    """Environment of this job's workers on a joined cluster: the quiet settings, and the
+    cluster's address, which Ray Train's placement-group cleaner otherwise guesses and
+    gets wrong (a traceback) when several Ray instances run on one machine."""
+    return {**(QUIET_ENV if quiet else {}), "RAY_ADDRESS": os.environ["RAY_ADDRESS"]}
 
 
 def ensure_ray(log_to_driver: bool = True) -> None:
@@ -45,10 +76,37 @@ def ensure_ray(log_to_driver: bool = True) -> None:
 
     if ray.is_initialized():
         return
+    quiet = ray.LoggingConfig(log_level="WARNING") if quiet_ray_requested() else None
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=log_to_driver, configure_logging=False)
-        return
+        submitted = JOB_SUBMISSION_ENV in os.environ
+        ray.init(
+            log_to_driver=log_to_driver,
+            configure_logging=False,
+            logging_config=quiet,
+            runtime_env=None if submitted else {"env_vars": _joined_env(quiet is not None)},
+        )
+        if quiet and len(ray.nodes()) == 1:
+            os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
+    else:
+        if quiet:  # before the instance starts, so that its workers inherit it
+            os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
+        _start_local(quiet, log_to_driver)
+    if quiet:
+        # Ray Data's progress inside a Ray worker (Ray Train's dataset shards) goes to
+        # tqdm_ray, which warns when tqdm is absent; off it, progress off a terminal is
+        # logged at INFO, which RAY_DATA_LOG_LEVEL keeps out. (Turning the bars off
+        # instead warns too.) The datasets carry this context to their executors.
+        from ray.data import DataContext
+
+        DataContext.get_current().use_ray_tqdm = False
+
+
+def _start_local(quiet: LoggingConfig | None, log_to_driver: bool) -> None:
+    """A local instance on 127.0.0.1 with planned resources."""
+    import ray
+
     ray.init(
+        logging_config=quiet,
         num_cpus=local_cpus(),
         # The dashboard serves the State API, which Ray Train's placement-group
         # cleaner polls; without it every run logs "Failed to query ... actor state".

@@ -21,7 +21,10 @@ def ray_session(s3_server) -> Iterator[None]:
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     ray.init(
         num_cpus=RAY_TEST_CPUS,
-        include_dashboard=False,
+        # As a local negrec instance has it: Ray Train's placement-group cleaner asks
+        # the dashboard's State API whether a run's controller is alive.
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
         log_to_driver=False,
         configure_logging=False,
         _node_ip_address="127.0.0.1",

@@ -87,3 +87,69 @@ def closed_port_uri() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (for a server the test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_HIDE_NEGREC = '''\
+"""Written by tests/serving_helpers.py: this interpreter cannot import the installed
+negrec (editable or not), only a copy from elsewhere, such as a model's code/ folder."""
+import os
+import sys
+from importlib.machinery import PathFinder
+
+HIDDEN = {hidden!r}
+
+
+def _editable(hook):
+    return getattr(hook, "__module__", "").startswith("__editable__")
+
+
+sys.meta_path[:] = [finder for finder in sys.meta_path if not _editable(finder)]
+sys.path_hooks[:] = [hook for hook in sys.path_hooks if not _editable(hook)]
+sys.path[:] = [
+    entry for entry in sys.path
+    if "__editable__" not in entry and os.path.abspath(entry or ".") not in HIDDEN
+]
+sys.path_importer_cache.clear()
+
+
+class HideInstalledNegrec:
+    """``negrec`` found in site-packages (a wheel install) is refused; code/ passes."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "negrec":
+            spec = PathFinder.find_spec(name)
+            origin = os.path.abspath(spec.origin or "") if spec else ""
+            if "site-packages" in origin or any(origin.startswith(h + os.sep) for h in HIDDEN):
+                raise ModuleNotFoundError("No module named 'negrec' (hidden by the test)")
+        return None
+
+
+sys.meta_path.insert(0, HideInstalledNegrec)
+'''
+
+
+def without_negrec(folder: Path) -> dict[str, str]:
+    """The environment of a child Python (and of its children) that cannot import the
+    installed negrec: a ``sitecustomize`` in ``folder`` (first on ``PYTHONPATH``) drops
+    the editable install's finder and the repository from ``sys.path``. Run the child
+    with a ``cwd`` outside the repository. The venv's ``bin`` leads ``PATH`` (MLflow
+    starts ``uvicorn`` by name)."""
+    import os
+    import sys
+
+    repository = Path(__file__).resolve().parents[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(_HIDE_NEGREC.format(hidden=[str(repository)]))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
+    env["PYTHONPATH"] = str(folder)
+    env["PYTHONNOUSERSITE"] = "1"
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env

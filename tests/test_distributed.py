@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import threading
 import time
 from pathlib import Path
@@ -15,9 +16,10 @@ import pytest
 import torch
 from ray.train import UserCallback
 
-from negrec import checkpoint, tracking
+from negrec import checkpoint, storage, tracking
 from negrec.config import build_config
 from negrec.data.loaders import item_counts, load_prepared, local_eval_batches
+from negrec.distributed import learning_curve
 from negrec.distributed.trainer import TrainJob, run
 from negrec.evaluation import evaluate, model_scorer, popularity_scorer
 from negrec.model import ActionAwareGSASRec
@@ -48,6 +50,13 @@ class RecordReports(UserCallback):
             handle.write(json.dumps(metrics) + "\n")
 
 
+def assert_learning_curve_png(data: bytes) -> None:
+    """A PNG of the learning curve's pixel size, big enough to hold a drawn figure."""
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == learning_curve.PIXELS
+    assert len(data) > 10_000
+
+
 def _val_ndcg(prepared_uri: str, scorer) -> float:
     prepared = load_prepared(prepared_uri)
     return evaluate(scorer, local_eval_batches(prepared, "val", 512, 50)).metrics()["ndcg@10"]
@@ -69,7 +78,7 @@ def test_two_workers_ddp_learns_keeps_ranks_identical_and_tracks_in_mlflow(
         ),
         callbacks=[RecordReports(str(reports))],
     )
-    assert summary["workers"] == 2
+    assert summary.workers == 2
     per_report = [json.loads(line) for line in reports.read_text().splitlines()]
     # Every report carries one metrics dict per rank; the final one the weight digests.
     assert all(len(ranks) == 2 for ranks in per_report)
@@ -80,7 +89,7 @@ def test_two_workers_ddp_learns_keeps_ranks_identical_and_tracks_in_mlflow(
     final = per_report[-1]
     assert final[0]["parameter_digest"] == final[1]["parameter_digest"]
 
-    saved = checkpoint.load(summary["checkpoint"])
+    saved = checkpoint.load(summary.checkpoint)
     trained = _val_ndcg(small_prepared, model_scorer(saved.best_model()))
     torch.manual_seed(0)
     untrained = ActionAwareGSASRec(saved.num_items, saved.config.model).eval()
@@ -90,15 +99,23 @@ def test_two_workers_ddp_learns_keeps_ranks_identical_and_tracks_in_mlflow(
     assert trained == pytest.approx(max(r[0]["val_ndcg_at_10"] for r in epochs))
 
     client = tracking.client(tracking_uri)
-    mlflow_run = client.get_run(summary["mlflow_run_id"])
+    mlflow_run = client.get_run(summary.mlflow_run_id)
     assert mlflow_run.data.params["model.dim"] == "32"
     assert mlflow_run.data.params["objective.loss"] == "softmax"
     assert "test_ndcg_at_10" in mlflow_run.data.metrics
-    assert mlflow_run.data.tags["negrec.checkpoint_uri"] == summary["checkpoint"]
-    history = client.get_metric_history(summary["mlflow_run_id"], "val_ndcg_at_10")
+    assert mlflow_run.data.tags["negrec.checkpoint_uri"] == summary.checkpoint
+    history = client.get_metric_history(summary.mlflow_run_id, "val_ndcg_at_10")
     assert sorted(m.step for m in history) == [1, 2, 3]
-    artifacts = {a.path for a in client.list_artifacts(summary["mlflow_run_id"])}
-    assert {"config.yaml", "manifest.json"} <= artifacts
+    artifacts = {a.path for a in client.list_artifacts(summary.mlflow_run_id)}
+    assert {"config.yaml", "manifest.json", learning_curve.FILENAME} <= artifacts
+    # The learning curve: an artifact of the run, and the same PNG beside the run.
+    downloaded = client.download_artifacts(
+        summary.mlflow_run_id, learning_curve.FILENAME, str(tmp_path)
+    )
+    png = Path(downloaded).read_bytes()
+    assert_learning_curve_png(png)
+    assert summary.learning_curve == str(tmp_path / "runs" / "ddp" / learning_curve.FILENAME)
+    assert Path(summary.learning_curve).read_bytes() == png
 
 
 def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
@@ -117,20 +134,22 @@ def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
         )
 
     first = run(job(1))
-    assert first["checkpoint"].startswith(f"{s3_bucket}/runs/resume/")
-    assert checkpoint.load(first["checkpoint"]).state.epoch == 1
-    steps_epoch_one = checkpoint.load(first["checkpoint"]).state.step
+    assert first.checkpoint.startswith(f"{s3_bucket}/runs/resume/")
+    assert checkpoint.load(first.checkpoint).state.epoch == 1
+    steps_epoch_one = checkpoint.load(first.checkpoint).state.step
 
     second = run(job(2))
-    assert second["start_epoch"] == 2
-    assert second["resumed_optimizer_step"] == steps_epoch_one > 0
-    assert second["mlflow_run_id"] == first["mlflow_run_id"]
-    final = checkpoint.load(second["checkpoint"])
+    assert second.start_epoch == 2
+    assert second.resumed_optimizer_step == steps_epoch_one > 0
+    assert second.mlflow_run_id == first.mlflow_run_id
+    final = checkpoint.load(second.checkpoint)
     assert final.state.epoch == 2 and final.state.step == 2 * steps_epoch_one
     history = tracking.client(tracking_uri).get_metric_history(
-        second["mlflow_run_id"], "val_ndcg_at_10"
+        second.mlflow_run_id, "val_ndcg_at_10"
     )
     assert sorted(m.step for m in history) == [1, 2]
+    assert second.learning_curve == f"{s3_bucket}/runs/resume/{learning_curve.FILENAME}"
+    assert_learning_curve_png(storage.read_bytes(second.learning_curve))  # written to S3
 
 
 def _train_worker_pids() -> list[int]:

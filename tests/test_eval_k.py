@@ -49,9 +49,10 @@ def test_a_sweep_at_eval_k_20_trains_checkpoints_tunes_and_promotes_on_ndcg_at_2
             tracking_uri=uri,
         )
     )
-    assert summary["k"] == K
-    best = summary[metrics.best_val_ndcg(K)]
-    assert 0 < best <= 1
+    assert summary.k == K
+    best = summary.best_val_ndcg
+    assert best is not None and 0 < best <= 1
+    assert summary.model_dump()[metrics.best_val_ndcg(K)] == best  # the JSON spells k
 
     client = tracking.client(uri)
     runs = client.search_runs(
@@ -64,7 +65,7 @@ def test_a_sweep_at_eval_k_20_trains_checkpoints_tunes_and_promotes_on_ndcg_at_2
         assert metrics.val_ndcg(K) in logged and metrics.test_ndcg(K) in logged
         assert metrics.val_ndcg(10) not in logged  # nothing ranked at the old cut-off
 
-    saved = checkpoint.load(summary["best_checkpoint"])
+    saved = checkpoint.load(summary.best_checkpoint)
     assert saved.config.train.eval_k == K
     assert metrics.val_ndcg(K) in saved.metrics  # what Ray Train ranked checkpoints on
     assert saved.state.best_ndcg == pytest.approx(best)

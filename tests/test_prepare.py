@@ -172,14 +172,15 @@ def test_prepare_local_loaders_and_rerun(ray_session, synthetic_log, tmp_path, c
     assert code == 0, stderr
     prepared = loaders.load_prepared(out)
     manifest = prepared.manifest
-    assert manifest["rows_in"] == 12_000
-    assert manifest["rows_in"] == manifest["rows_used"] + sum(manifest["dropped"].values())
-    assert manifest["split"]["validation_eligible_users"] >= 30
-    assert manifest["split"]["validation_users"] == 30  # a target unseen in training is
-    unknown_targets = manifest["unknown_items"].get("val_target", 0)  # counted, not written
-    assert manifest["splits"]["val"]["rows"] + unknown_targets == 30
-    assert manifest["versions"]["ray"] and manifest["versions"]["pyarrow"]
-    assert manifest["config"]["val_users"] == 30
+    assert manifest.rows_in == 12_000
+    assert manifest.rows_in == manifest.rows_used + sum(manifest.dropped.values())
+    assert (manifest.split.validation_eligible_users or 0) >= 30
+    assert manifest.split.validation_users == 30  # a target unseen in training is
+    unknown_targets = manifest.unknown_items.get("val_target", 0)  # counted, not written
+    assert manifest.splits["val"].rows + unknown_targets == 30
+    assert manifest.versions.ray and manifest.versions.pyarrow
+    assert manifest.config.val_users == 30
+    assert manifest.timings_s and "write_splits" in manifest.timings_s
 
     # Ray Data stream for Train: the same arrays as negrec.batching on the same rows.
     table = loaders.read_split(prepared, "train")
@@ -219,7 +220,7 @@ def test_prepare_local_loaders_and_rerun(ray_session, synthetic_log, tmp_path, c
     assert torch.equal(first[0].items, again[0].items)
     assert not torch.equal(first[0].items, other[0].items)
     evals = list(loaders.local_eval_batches(prepared, "test", 64, MAX_LEN))
-    assert sum(b.size for b in evals) == manifest["splits"]["test"]["rows"]
+    assert sum(b.size for b in evals) == manifest.splits["test"].rows
     assert evals[0].target.shape == (64,) and evals[0].items.shape == (64, MAX_LEN)
     assert bool((evals[0].target > 0).all()) and int(evals[0].target.max()) <= prepared.num_items
 
@@ -244,7 +245,7 @@ def test_prepare_local_loaders_and_rerun(ray_session, synthetic_log, tmp_path, c
     # A re-run with other settings replaces the output; no staging prefix is left behind.
     code, _, stderr = run_cli([*args, "--set", "val_users=10"], capsys)
     assert code == 0, stderr
-    assert loaders.load_prepared(out).manifest["split"]["validation_users"] == 10
+    assert loaders.load_prepared(out).manifest.split.validation_users == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared"]
 
 
@@ -316,7 +317,7 @@ def test_s3_to_s3_matches_local(ray_session, s3_bucket, s3_server, synthetic_log
     remote = prepare(PrepareConfig(events=remote_log, out=f"{s3_bucket}/prepared", **settings))
     local = prepare(PrepareConfig(events=synthetic_log, out=str(tmp_path / "p"), **settings))
     for key in ("rows_in", "rows_used", "dropped", "num_items", "unknown_items"):
-        assert remote[key] == local[key]
+        assert getattr(remote, key) == getattr(local, key)
     prepared = loaders.load_prepared(f"{s3_bucket}/prepared")
     assert storage.exists(f"{s3_bucket}/prepared/{MANIFEST}")
     remote_test = loaders.read_split(prepared, "test").sort_by("user_id")
@@ -331,7 +332,8 @@ def test_temporal_split_cutoffs_are_time_quantiles(ray_session, synthetic_log, t
         events=synthetic_log, out=str(tmp_path / "p"), split="temporal", partitions=2
     )
     manifest = prepare(config)
-    cutoffs = manifest["split"]["cutoffs_ms"]
+    cutoffs = manifest.split.cutoffs_ms
+    assert cutoffs is not None
     times = (
         np.concatenate(
             [
@@ -341,8 +343,8 @@ def test_temporal_split_cutoffs_are_time_quantiles(ray_session, synthetic_log, t
         )
         * 1000
     )
-    assert np.mean(times < cutoffs["val"]) == pytest.approx(0.8, abs=0.01)
-    assert np.mean(times < cutoffs["test"]) == pytest.approx(0.9, abs=0.01)
-    assert manifest["rows_in"] == manifest["rows_used"] + sum(manifest["dropped"].values())
-    assert all(manifest["splits"][name]["rows"] > 0 for name in ("train", "val", "test"))
-    assert manifest["split"]["validation_users"] is None  # a leave-one-out setting only
+    assert np.mean(times < cutoffs.val) == pytest.approx(0.8, abs=0.01)
+    assert np.mean(times < cutoffs.test) == pytest.approx(0.9, abs=0.01)
+    assert manifest.rows_in == manifest.rows_used + sum(manifest.dropped.values())
+    assert all(manifest.splits[name].rows > 0 for name in ("train", "val", "test"))
+    assert manifest.split.validation_users is None  # a leave-one-out setting only

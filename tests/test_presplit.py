@@ -20,7 +20,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "sasrec"
 
 
 def original_ids(prepared: loaders.PreparedData) -> dict[int, int]:
-    table = read_parquet(f"{prepared.uri}/{prepared.manifest['vocab']}", None)
+    table = read_parquet(f"{prepared.uri}/{prepared.manifest.vocab}", None)
     return dict(zip(table["index"].to_pylist(), table["item_id"].to_pylist(), strict=True))
 
 
@@ -52,9 +52,10 @@ def test_given_split_is_kept_row_for_row(tmp_path: Path, capsys) -> None:
     assert test["user_id"].to_pylist() == [1, 3]
     assert [ids[t] for t in test["target"].to_pylist()] == [13, 12]
     manifest = prepared.manifest
-    assert manifest["dropped"] == {"unknown_target": 5}
-    assert manifest["rows_in"] == manifest["rows_used"] + 5
-    assert manifest["unknown_items"] == {"test": 1}
+    assert manifest.dropped == {"unknown_target": 5}
+    assert manifest.rows_in == manifest.rows_used + 5
+    assert manifest.unknown_items == {"test": 1}
+    assert manifest.split.method == "given" and manifest.timings_s is None
 
     batch = next(loaders.local_eval_batches(prepared, "test", 8, 10))
     index_of = {item: index for index, item in ids.items()}

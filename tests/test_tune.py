@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from negrec import checkpoint, cli, recipes, tags, tracking
+from negrec.distributed import learning_curve
 from negrec.serving import promotion
 from negrec.tuning import report, results
 from negrec.tuning.driver import TuneJob
@@ -249,8 +251,13 @@ def test_mlflow_holds_the_sweep_run_with_one_child_run_per_trial(sweep: SimpleNa
         parent.data.metrics["fine_best_val_ndcg_at_10"]
         == sweep.summary["stages"]["fine"]["best_val_ndcg_at_10"]
     )
-    plot = client.download_artifacts(parent.info.run_id, report.PLOT, str(sweep.root))
-    assert Path(plot).read_bytes().startswith(PNG_MAGIC)
+    plot = Path(client.download_artifacts(parent.info.run_id, report.PLOT, str(sweep.root)))
+    png = plot.read_bytes()
+    assert png.startswith(PNG_MAGIC) and png[12:16] == b"IHDR" and len(png) > 10_000
+    assert struct.unpack(">II", png[16:24]) == learning_curve.PIXELS
+    beside = sweep.storage / NAME / report.PLOT  # the same plot beside the sweep
+    assert sweep.summary["learning_curve"] == str(beside)
+    assert beside.read_bytes() == png
 
     experiment = parent.info.experiment_id
     children = client.search_runs(
@@ -273,8 +280,12 @@ def test_mlflow_holds_the_sweep_run_with_one_child_run_per_trial(sweep: SimpleNa
         # epoch whose report the kill cut off, and a trial ASHA stops may train one more.
         assert logged == list(range(1, len(logged) + 1)), seen
         assert set(epochs) <= set(logged), seen
+        assert [epoch for epoch, _ in trial.losses] == epochs, seen  # the loss panel's
         if trial.stop_reason == "completed":
             assert logged[-1] == epochs[-1], seen
+            # a trial that ran to the end is a whole training run: it drew its curve
+            artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert learning_curve.FILENAME in artifacts, seen
 
 
 def test_rerunning_a_finished_sweep_reads_its_summaries(sweep: SimpleNamespace) -> None:
@@ -291,8 +302,9 @@ def test_rerunning_a_finished_sweep_reads_its_summaries(sweep: SimpleNamespace) 
             tracking_uri=sweep.tracking_uri,
         )
     )
-    assert again["best_checkpoint"] == sweep.summary["best_checkpoint"]
-    assert again["mlflow_run_id"] == sweep.summary["mlflow_run_id"]
+    assert again.best_checkpoint == sweep.summary["best_checkpoint"]
+    assert again.mlflow_run_id == sweep.summary["mlflow_run_id"]
+    assert json.loads(again.model_dump_json()) == sweep.summary  # what --json printed
     for name, before in stage_files.items():
         assert (sweep.storage / NAME / f"{name}.json").read_bytes() == before
     assert sorted(p.name for p in (sweep.storage / NAME).iterdir()) == experiments

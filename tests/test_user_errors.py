@@ -25,7 +25,7 @@ from negrec.checkpoint import TrainState
 from negrec.config import build_config
 from negrec.data import generated_log
 from negrec.data.loaders import load_prepared
-from negrec.data.manifest import check_evaluation_splits
+from negrec.data.manifest import Manifest, check_evaluation_splits, read_manifest
 from negrec.data.preparation import prepare
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.translation import index_translation, positive_inputs, translate_split
@@ -127,7 +127,7 @@ def test_prepare_refuses_an_empty_validation_split(ray_session, tmp_path: Path) 
     assert "val_fraction=0.1" in message and "minimum of 1 (min_eval_users)" in message
     assert not (out / "manifest.json").exists()
     manifest = prepare(PrepareConfig(events=str(log), out=str(out), val_fraction=0.5))
-    assert manifest["splits"]["val"]["rows"] >= 1 and (out / "manifest.json").exists()
+    assert manifest.splits["val"].rows >= 1 and (out / "manifest.json").exists()
 
 
 def _negrec(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -294,7 +294,7 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
     own = evaluate_checkpoint(str(tmp_path / "ckpt"))
     assert not any(key.startswith("unknown_to_model") for key in own)
     other = evaluate_checkpoint(str(tmp_path / "ckpt"), str(with_rejected))
-    test_rows = load_prepared(str(with_rejected)).manifest["splits"]["test"]["rows"]
+    test_rows = load_prepared(str(with_rejected)).manifest.splits["test"].rows
     assert other["rows"] + other["unknown_to_model_target"] == test_rows
     assert other["unknown_to_model_input"] > 0  # items only ever rejected
     assert other["negative_inputs_left_out"] > 0  # the model cannot take a rejection
@@ -304,6 +304,86 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
         cli.main(["evaluate", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(with_rejected)])
         == 0
     )
+
+
+def _manifest_values(method: str = "leave_one_out") -> dict[str, Any]:
+    """A manifest as ``manifest.json`` holds it (8 users, 3 validation, 3 test)."""
+    config = PrepareConfig(
+        events="e", out="o", split="temporal" if method == "temporal" else "leave_one_out"
+    )
+    return {
+        "format_version": 1,
+        "created_unix_s": 1700000000.0,
+        "source": {
+            "events": "e",
+            "format": "synthetic",
+            "files": ["e/0.parquet"],
+            "actions": "default",
+            "item_clusters": None,
+        },
+        "rows_in": 40,
+        "rows_used": 40,
+        "dropped": {},
+        "users_in": 8,
+        "users_out": 8,
+        "users_dropped": {},
+        "num_items": 5,
+        "vocab": "vocab.parquet",
+        "item_clusters": None,
+        "split": {
+            "method": method,
+            "validation_users": None,
+            "validation_eligible_users": None,
+            "cutoffs_ms": None,
+        },
+        "splits": {
+            name: {"rows": rows, "files": [f"{name}/part-00000.parquet"]}
+            for name, rows in (("train", 8), ("val", 3), ("test", 3))
+        },
+        "train_interactions": 30,
+        "unknown_items": {},
+        "partitions": 1,
+        "config": config.model_dump(mode="json"),
+        "versions": {"python": "3.11.7", "negrec": "0.1.0", "ray": None},
+    }
+
+
+def test_a_manifest_is_written_and_read_back_with_the_same_keys(tmp_path: Path) -> None:
+    """``manifest.json`` keeps its keys through the model, so that datasets prepared by an
+    earlier negrec load (this one lacks ``timings_s`` and ``config.min_eval_users``)."""
+    values = _manifest_values()
+    del values["config"]["min_eval_users"]
+    (tmp_path / "manifest.json").write_text(json.dumps(values))
+    manifest = read_manifest(str(tmp_path))
+    assert manifest.splits["val"].rows == 3 and manifest.vocab == "vocab.parquet"
+    assert manifest.config.min_eval_users == 1 and manifest.timings_s is None
+    written = json.loads(manifest.to_json())
+    assert list(written) == list(values)  # no timings_s, and never the run's seconds
+    assert written["config"] == {**values["config"], "min_eval_users": 1}
+    timed = manifest.model_copy(update={"timings_s": {"discover": 0.5}, "seconds": 2.0})
+    assert list(json.loads(timed.to_json())) == [*values, "timings_s"]
+    assert Manifest.model_validate_json(timed.to_json()) == timed.model_copy(
+        update={"seconds": None}
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(format_version=2), "has format_version 2, this negrec reads 1"),
+        (lambda m: m.update(rows=1), "rows: unknown key"),
+        (lambda m: m["splits"]["val"].pop("files"), "splits.val.files: Field required"),
+    ],
+)
+def test_a_manifest_this_negrec_cannot_read_is_refused(
+    tmp_path: Path, edit: Any, message: str
+) -> None:
+    values = _manifest_values()
+    edit(values)
+    (tmp_path / "manifest.json").write_text(json.dumps(values))
+    with pytest.raises(NegrecError, match="re-run `negrec prepare`") as caught:
+        load_prepared(str(tmp_path))
+    assert message in str(caught.value) and str(tmp_path / "manifest.json") in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -317,13 +397,9 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
 )
 def test_every_split_method_names_its_fix(method: str, split: str, fix: str) -> None:
     """The check reads only the manifest: each way of splitting gets its own advice."""
-    manifest = {
-        "config": {**PrepareConfig(events="e", out="o").model_dump(), "split": method},
-        "split": {"method": method, "validation_eligible_users": None},
-        "users_out": 8,
-        "splits": {"train": {"rows": 8}, "val": {"rows": 3}, "test": {"rows": 3}},
-    }
-    manifest["splits"][split]["rows"] = 0
+    values = _manifest_values(method)
+    values["splits"][split]["rows"] = 0
+    manifest = Manifest.model_validate(values)
     name = "validation" if split == "val" else "test"
     with pytest.raises(NegrecError, match=f"the {name} split has 0 users") as caught:
         check_evaluation_splits(manifest, "events", minimum=1)

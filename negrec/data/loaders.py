@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +28,7 @@ from negrec.batching import (
     training_arrays,
 )
 from negrec.data.files import read_parquet
-from negrec.data.manifest import read_manifest
+from negrec.data.manifest import Manifest, read_manifest
 from negrec.errors import NegrecError
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class PreparedData:
     """A committed prepared dataset: its manifest and the URIs of its parts."""
 
     uri: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     num_items: int
     split_files: dict[str, list[str]]
     clusters_uri: str | None
@@ -52,13 +52,13 @@ class PreparedData:
 def load_prepared(uri: str, options: storage.StorageOptions | None = None) -> PreparedData:
     """Open the dataset ``negrec prepare`` committed at ``uri`` (refused without manifest)."""
     manifest = read_manifest(uri, options)
-    clusters = manifest.get("item_clusters")
+    clusters = manifest.item_clusters
     return PreparedData(
         uri=uri,
         manifest=manifest,
-        num_items=int(manifest["num_items"]),
+        num_items=manifest.num_items,
         split_files={
-            name: [storage.join(uri, f) for f in manifest["splits"][name]["files"]]
+            name: [storage.join(uri, f) for f in manifest.splits[name].files]
             for name in SPLIT_NAMES
         },
         clusters_uri=storage.join(uri, clusters) if clusters else None,

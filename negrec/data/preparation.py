@@ -32,7 +32,16 @@ from negrec.data import splits
 from negrec.data.actions import load_mapping
 from negrec.data.adapters import SourceSpec, discover
 from negrec.data.formats import get_format
-from negrec.data.manifest import FORMAT_VERSION, MANIFEST, library_versions, write_manifest
+from negrec.data.manifest import (
+    MANIFEST,
+    CutoffsMs,
+    Manifest,
+    Source,
+    SplitInfo,
+    SplitOutput,
+    library_versions,
+    write_manifest,
+)
 from negrec.data.partition import FileStats, partition_file, read_partition
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.presplit import prepare_presplit
@@ -122,55 +131,51 @@ def _manifest(
     summaries: list[PartitionSummary],
     vocabulary: dict[str, Any],
     outputs: list[PartitionOutput],
-) -> dict[str, Any]:
+) -> Manifest:
     """The manifest from the stages' summaries (see docs/prepare.md for every field)."""
-    return {
-        "format_version": FORMAT_VERSION,
-        "created_unix_s": round(time.time(), 3),
-        "source": {
-            "events": config.events,
-            "format": config.format,
-            "files": spec.files,
-            "actions": actions_source,
-            "item_clusters": clusters,
-        },
-        "rows_in": sum(f.rows_in for f in files),
-        "rows_used": sum(s.rows_used for s in summaries),
-        "dropped": _sum([*(f.dropped for f in files), *(s.rows_dropped for s in summaries)]),
-        "users_in": sum(s.users_in for s in summaries),
-        "users_out": sum(s.users_out for s in summaries),
-        "users_dropped": _sum(s.users_dropped for s in summaries),
-        "num_items": vocabulary["num_items"],
-        "vocab": VOCAB,
-        "item_clusters": CLUSTERS if clusters else None,
-        "split": {
-            "method": config.split,
-            "validation_users": (
-                vocabulary["validation_users"] if config.split == "leave_one_out" else None
+    leave_one_out = config.split == "leave_one_out"
+    return Manifest(
+        created_unix_s=round(time.time(), 3),
+        source=Source(
+            events=config.events,
+            format=config.format,
+            files=spec.files,
+            actions=actions_source,
+            item_clusters=clusters,
+        ),
+        rows_in=sum(f.rows_in for f in files),
+        rows_used=sum(s.rows_used for s in summaries),
+        dropped=_sum([*(f.dropped for f in files), *(s.rows_dropped for s in summaries)]),
+        users_in=sum(s.users_in for s in summaries),
+        users_out=sum(s.users_out for s in summaries),
+        users_dropped=_sum(s.users_dropped for s in summaries),
+        num_items=vocabulary["num_items"],
+        vocab=VOCAB,
+        item_clusters=CLUSTERS if clusters else None,
+        split=SplitInfo(
+            method=config.split,
+            validation_users=vocabulary["validation_users"] if leave_one_out else None,
+            validation_eligible_users=(
+                sum(s.validation_eligible for s in summaries) if leave_one_out else None
             ),
-            "validation_eligible_users": (
-                sum(s.validation_eligible for s in summaries)
-                if config.split == "leave_one_out"
-                else None
-            ),
-            "cutoffs_ms": None if cutoffs is None else {"val": cutoffs.val, "test": cutoffs.test},
-        },
-        "splits": {
-            name: {
-                "rows": sum(o.rows.get(name, 0) for o in outputs),
-                "files": [o.files[name] for o in outputs if name in o.files],
-            }
+            cutoffs_ms=None if cutoffs is None else CutoffsMs(val=cutoffs.val, test=cutoffs.test),
+        ),
+        splits={
+            name: SplitOutput(
+                rows=sum(o.rows.get(name, 0) for o in outputs),
+                files=[o.files[name] for o in outputs if name in o.files],
+            )
             for name in SPLITS
         },
-        "train_interactions": sum(o.train_interactions for o in outputs),
-        "unknown_items": _sum(o.unknown_items for o in outputs),
-        "partitions": partitions,
-        "config": config.model_dump(mode="json"),
-        "versions": library_versions(),
-    }
+        train_interactions=sum(o.train_interactions for o in outputs),
+        unknown_items=_sum(o.unknown_items for o in outputs),
+        partitions=partitions,
+        config=config,
+        versions=library_versions(),
+    )
 
 
-def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None) -> dict[str, Any]:
+def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None) -> Manifest:
     """Run the whole pipeline and commit ``config.out``; returns the manifest."""
     options = storage.StorageOptions.from_env() if options is None else options
     if get_format(config.format).presplit:
@@ -255,14 +260,12 @@ def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None
             summaries,
             vocabulary,
             outputs,
-        )
-        manifest["timings_s"] = timings
+        ).model_copy(update={"timings_s": dict(timings)})
         write_manifest(stage, manifest, options)
         storage.commit(stage, config.out, MANIFEST, options)
     except BaseException:
         storage.delete_tree(stage, options)
         raise
     lap("commit")
-    manifest["timings_s"] = timings
-    manifest["seconds"] = round(time.perf_counter() - started, 3)
-    return manifest
+    seconds = round(time.perf_counter() - started, 3)
+    return manifest.model_copy(update={"timings_s": timings, "seconds": seconds})

@@ -20,7 +20,6 @@ last.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +30,15 @@ from negrec import storage
 from negrec.data import vocab
 from negrec.data.files import write_parquet
 from negrec.data.layouts import Layout
-from negrec.data.manifest import FORMAT_VERSION, MANIFEST, library_versions, write_manifest
+from negrec.data.manifest import (
+    MANIFEST,
+    Manifest,
+    Source,
+    SplitInfo,
+    SplitOutput,
+    library_versions,
+    write_manifest,
+)
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.readers import discover
 from negrec.data.split_tasks import SPLITS, VOCAB
@@ -111,7 +118,7 @@ def _split_table(
     return out, counts
 
 
-def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> dict[str, Any]:
+def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> Manifest:
     """Read ``train.txt``, ``val.txt``, ``test.txt`` under ``config.events`` (found by
     the format's discovery rule) and commit them as a prepared dataset at
     ``config.out``; returns the manifest."""
@@ -129,7 +136,7 @@ def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> 
                 )
     table = vocab.build_vocab(vocab.count_items(pairs["train"]["item"].combine_chunks()))
     stage = storage.staging_uri(config.out)
-    splits: dict[str, dict[str, Any]] = {}
+    splits: dict[str, SplitOutput] = {}
     unknown: dict[str, int] = {}
     dropped = 0
     try:
@@ -138,47 +145,45 @@ def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> 
             rows, counts = _split_table(name, *parsed[name], table)
             relative = f"{name}/part-00000.parquet"
             write_parquet(storage.join(stage, relative), rows, options)
-            splits[name] = {"rows": rows.num_rows, "files": [relative]}
+            splits[name] = SplitOutput(rows=rows.num_rows, files=[relative])
             if counts["unknown"]:
                 unknown[name] = counts["unknown"]
             dropped += counts["unknown_target"]
         rows_in = sum(t.num_rows for t in pairs.values())
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "created_unix_s": round(time.time(), 3),
-            "source": {
-                "events": config.events,
-                "format": config.format,
-                "files": list(uris.values()),
-                "actions": "all interactions positive (sasrec format)",
-                "item_clusters": None,
-            },
-            "rows_in": rows_in,
-            "rows_used": rows_in - dropped,
-            "dropped": {"unknown_target": dropped} if dropped else {},
-            "users_in": len(parsed["train"][0]),
-            "users_out": len(parsed["train"][0]),
-            "users_dropped": {},
-            "num_items": table.num_rows,
-            "vocab": VOCAB,
-            "item_clusters": None,
-            "split": {
-                "method": "given",
-                "validation_users": splits["val"]["rows"],
-                "validation_eligible_users": None,
-                "cutoffs_ms": None,
-            },
-            "splits": splits,
-            "train_interactions": pairs["train"].num_rows,
-            "unknown_items": unknown,
-            "partitions": 1,
-            "config": config.model_dump(mode="json"),
-            "versions": library_versions(),
-        }
+        manifest = Manifest(
+            created_unix_s=round(time.time(), 3),
+            source=Source(
+                events=config.events,
+                format=config.format,
+                files=list(uris.values()),
+                actions="all interactions positive (sasrec format)",
+                item_clusters=None,
+            ),
+            rows_in=rows_in,
+            rows_used=rows_in - dropped,
+            dropped={"unknown_target": dropped} if dropped else {},
+            users_in=len(parsed["train"][0]),
+            users_out=len(parsed["train"][0]),
+            users_dropped={},
+            num_items=table.num_rows,
+            vocab=VOCAB,
+            item_clusters=None,
+            split=SplitInfo(
+                method="given",
+                validation_users=splits["val"].rows,
+                validation_eligible_users=None,
+                cutoffs_ms=None,
+            ),
+            splits=splits,
+            train_interactions=pairs["train"].num_rows,
+            unknown_items=unknown,
+            partitions=1,
+            config=config,
+            versions=library_versions(),
+        )
         write_manifest(stage, manifest, options)
         storage.commit(stage, config.out, MANIFEST, options)
     except BaseException:
         storage.delete_tree(stage, options)
         raise
-    manifest["seconds"] = round(time.perf_counter() - started, 3)
-    return manifest
+    return manifest.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})

@@ -10,6 +10,7 @@ every rank calls ``ray.train.report`` (a barrier) once per epoch.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ class WorkerSpec(StrictModel):
     tracking_uri: str
     mlflow_run_id: str
     shuffle_buffer: int = 2048
+    print_epochs: bool = True
+    """Rank 0 prints a line per epoch and the test metrics (off when the driver draws
+    the run's progress itself)."""
 
 
 def say(line: str) -> None:
@@ -111,7 +115,8 @@ class RayTrainHooks(LoopHooks):
         if self.rank != 0:
             ray.train.report(reported, checkpoint=None)
             return
-        say(report.line(self.spec.config.train.max_epochs))
+        if self.spec.print_epochs:
+            say(report.line(self.spec.config.train.max_epochs))
         # MLflow first, then checkpoint and report: a resume starts after the last
         # checkpoint and Tune keeps what was reported, so neither ever holds an epoch
         # that MLflow lacks, whenever the process is killed. An epoch logged but not
@@ -166,6 +171,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     driver to raise: Ray Train restarts the worker group on any raised error, and no
     restart fixes a bad dataset or config. Every rank meets the same input, so every
     rank stops at the same point."""
+    if not WorkerSpec.model_validate(loop_config).print_epochs:
+        # Ray Train logs every report (a TrainingReport dump per rank and epoch) at INFO
+        # through a logger named after its file, which its own log level does not reach.
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         _train_worker(loop_config)
     except (NegrecError, ValidationError) as error:
@@ -227,7 +236,8 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
         tracking.log_metrics(spec.tracking_uri, spec.mlflow_run_id, final, step=0)
         client = tracking.client(spec.tracking_uri)
         client.set_tag(spec.mlflow_run_id, tags.STOP_REASON, trained.stop_reason)
-        say("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()))
+        if spec.print_epochs:
+            say("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()))
     best = {
         metrics.best_val_ndcg(config.train.eval_k): trained.state.best_ndcg,
         "best_epoch": trained.state.best_epoch,

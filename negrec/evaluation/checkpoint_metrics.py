@@ -63,7 +63,7 @@ class _ModelView:
 
 
 def _vocabulary(prepared: PreparedData) -> pa.Table:
-    return read_parquet(storage.join(prepared.uri, prepared.manifest["vocab"]), prepared.storage)
+    return read_parquet(storage.join(prepared.uri, prepared.manifest.vocab), prepared.storage)
 
 
 def _translation(saved: checkpoint.Checkpoint, prepared: PreparedData) -> np.ndarray | None:

@@ -46,7 +46,7 @@ class Vocabulary:
         from negrec.data.loaders import load_prepared
 
         prepared = load_prepared(data_uri)
-        return cls.read(storage.join(prepared.uri, prepared.manifest["vocab"]))
+        return cls.read(storage.join(prepared.uri, prepared.manifest.vocab))
 
     def __len__(self) -> int:
         return len(self.item_ids)

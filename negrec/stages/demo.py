@@ -65,13 +65,14 @@ def _report(summary: dict[str, Any], workdir: Path) -> str:
             *rows,
             f"negrec {verdict} the most-popular baseline on NDCG@{k}.",
             f"checkpoint: {summary['checkpoint']}",
+            f"learning curve (val NDCG@{k}, training loss): {summary['learning_curve']}",
             f"registry:   {summary['promote']['decision']}",
             f"sample user history: {summary['sample']['history']}",
             f"  recommended (top {k}): {' '.join(map(str, summary['sample']['recommended']))}",
             "timings (s): "
             + ", ".join(f"{key[:-2]} {v}" for key, v in summary.items() if key.endswith("_s")),
-            f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} "
-            "--host 127.0.0.1 --port 5000   (then open http://127.0.0.1:5000)",
+            f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} \\",
+            "              --host 127.0.0.1 --port 5000   (then open http://127.0.0.1:5000)",
         ]
     )
 

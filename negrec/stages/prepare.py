@@ -21,7 +21,6 @@ from typing import Any
 
 from negrec.data.actions import default_mapping_text
 from negrec.data.formats import format_names
-from negrec.data.manifest import dropped_line, summary, summary_line
 from negrec.data.preparation import prepare
 from negrec.data.prepare_config import load_prepare_config
 from negrec.storage import uri_argument
@@ -79,8 +78,8 @@ def main(args: argparse.Namespace) -> int:
     flags.update({k: v for k, v in (("format", args.format), ("actions", args.actions)) if v})
     config = load_prepare_config(args.config, args.set, flags)
     manifest = prepare(config)
-    print(summary_line(manifest))
-    print(dropped_line(manifest))
+    print(manifest.summary_line())
+    print(manifest.dropped_line())
     if args.json:
-        print(json.dumps(summary(manifest)))
+        print(json.dumps(manifest.summary()))
     return 0

@@ -7,9 +7,8 @@ into a :class:`~negrec.distributed.trainer.TrainJob` and prints the summary.
 from __future__ import annotations
 
 import argparse
-import json
 
-from negrec import recipes, storage, tracking
+from negrec import metrics, recipes, storage, tracking
 from negrec.config import load_config
 from negrec.distributed.resources import DEFAULT_CACHE_LIMIT_MIB
 from negrec.distributed.trainer import TrainJob, run
@@ -70,12 +69,15 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
 
 
 def main(args: argparse.Namespace) -> int:
-    summary = run(job_from_args(args))
+    job = job_from_args(args)
+    summary = run(job)
+    k = job.config.train.eval_k
+    shown = [metrics.on_split("test", key) for key in (*metrics.reported(k), metrics.MRR)]
     print(
-        f"negrec train: done ({summary['stop_reason']}). test "
-        + " ".join(f"{k}={v:.4f}" for k, v in summary.items() if k.startswith("test_"))
-        + f"\n  checkpoint: {summary['checkpoint']}\n  MLflow run: {summary['mlflow_run_id']}"
+        f"negrec train: done ({summary.stop_reason}). "
+        + " ".join(f"{name} {summary.test[name]:.4f}" for name in shown if name in summary.test)
+        + f"\n  checkpoint: {summary.checkpoint}\n  MLflow run: {summary.mlflow_run_id}"
     )
     if args.json:
-        print(json.dumps(summary))
+        print(summary.model_dump_json())
     return 0

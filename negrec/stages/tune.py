@@ -8,9 +8,8 @@ summary.
 from __future__ import annotations
 
 import argparse
-import json
 
-from negrec import metrics, storage, tracking
+from negrec import storage, tracking
 from negrec.config import build_model
 from negrec.tuning.driver import TuneJob, run
 from negrec.tuning.preset import builtin_presets
@@ -33,18 +32,17 @@ def main(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in ("data", "storage", "name", "preset", "experiment")}
     job = build_model(TuneJob, {**options, "tracking_uri": args.tracking_uri}, "command line")
     summary = run(job)
-    stages = summary["stages"]
+    best = summary.best_trial
     print(
-        f"negrec tune: done. best val ndcg@{summary['k']} "
-        f"{summary[metrics.best_val_ndcg(summary['k'])]:.4f} "
-        f"({summary['best_trial']['stage']} trial {summary['best_trial']['trial_id']}); "
+        f"negrec tune: done. best val ndcg@{summary.k} {summary.best_val_ndcg:.4f} "
+        f"({best.stage} trial {best.trial_id}); "
         + "; ".join(
-            f"{name}: {s['trials']} trials, {s['stopped_by_asha']} stopped by ASHA"
-            for name, s in stages.items()
+            f"{name}: {s.trials} trials, {s.stopped_by_asha} stopped by ASHA"
+            for name, s in summary.stages.items()
         )
-        + f"\n  best checkpoint: {summary['best_checkpoint']}"
-        + f"\n  MLflow sweep run: {summary['mlflow_run_id']}"
+        + f"\n  best checkpoint: {summary.best_checkpoint}"
+        + f"\n  MLflow sweep run: {summary.mlflow_run_id}"
     )
     if args.json:
-        print(json.dumps(summary))
+        print(summary.model_dump_json())
     return 0

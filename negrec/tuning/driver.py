@@ -24,14 +24,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from negrec import metrics, storage, tags, tracking
 from negrec.config import NegrecConfig
+from negrec.console import clip
 from negrec.distributed.resources import DEFAULT_CACHE_LIMIT_MIB, plan_trials
 from negrec.errors import NegrecError
-from negrec.storage import AbsoluteUri, StorageOptions
-from negrec.strict import StrictModel
+from negrec.runtime import quiet_ray_requested
+from negrec.storage import AbsoluteUri
+from negrec.strict import FrozenModel, StrictModel
 from negrec.tuning import report, results
 from negrec.tuning.fine import derive_fine_space, seed_points
 from negrec.tuning.preset import SweepPlan, load_plan
@@ -122,6 +124,7 @@ class _Sweep:
             workers=workers.num_workers,
             gpu=workers.use_gpu,
             cpus_per_worker=workers.cpus_per_worker,
+            quiet=quiet_ray_requested(),
         )
 
     def stage(
@@ -159,35 +162,109 @@ class _Sweep:
         return summary
 
 
-def _stage_line(summary: results.StageSummary) -> dict[str, Any]:
-    ranked = summary.ranked()
-    return {
-        "trials": len(summary.trials),
-        "epochs": summary.epochs,
-        metrics.best_val_ndcg(summary.k): ranked[0].best_ndcg if ranked else None,
-        "stopped_by_asha": len(summary.stopped_by_asha()),
-        "errors": sum(t.stop_reason == "error" for t in summary.trials),
-    }
+BEST = "best_val_ndcg"
+"""The field that the JSON spells ``best_val_ndcg_at_{k}`` (``metrics.best_val_ndcg``)."""
 
 
-def run(job: TuneJob) -> dict[str, Any]:
+class StageLine(FrozenModel):
+    """One stage of a sweep in its summary."""
+
+    trials: int
+    epochs: int
+    best_val_ndcg: float | None
+    """The stage's best validation NDCG@k (None when no trial reported one)."""
+    stopped_by_asha: int
+    errors: int
+
+    @classmethod
+    def of(cls, summary: results.StageSummary) -> StageLine:
+        ranked = summary.ranked()
+        return cls(
+            trials=len(summary.trials),
+            epochs=summary.epochs,
+            best_val_ndcg=ranked[0].best_ndcg if ranked else None,
+            stopped_by_asha=len(summary.stopped_by_asha()),
+            errors=sum(t.stop_reason == "error" for t in summary.trials),
+        )
+
+
+class BestTrial(FrozenModel):
+    """Where the sweep's best checkpoint came from."""
+
+    stage: Stage
+    trial_id: str
+    epoch: int | None
+
+
+def _renamed(values: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """``values`` with the key ``old`` spelt ``new``, in the same place."""
+    return {new if key == old else key: value for key, value in values.items()}
+
+
+class SweepSummary(FrozenModel):
+    """What :func:`run` returns and ``negrec tune --json`` prints (and ``sweep.json`` on
+    the parent run holds).
+
+    The best validation NDCG@k is ``best_val_ndcg`` here, on the sweep and on each
+    stage; the JSON spells it with its cut-off, ``best_val_ndcg_at_{k}``
+    (``negrec.metrics.best_val_ndcg``), as it always did.
+    """
+
+    name: str
+    sweep: str
+    """URI of the sweep's state (``--storage``/``--name``)."""
+    mlflow_run_id: str
+    """The sweep's parent run."""
+    tracking_uri: str
+    best_checkpoint: str
+    best_config: dict[str, Any]
+    k: int
+    """The cut-off the trials were ranked on (``train.eval_k``)."""
+    best_val_ndcg: float | None
+    best_trial: BestTrial
+    stages: dict[Stage, StageLine]
+    fine_space: dict[str, Any]
+    learning_curve: str | None = Field(None, exclude_if=lambda uri: uri is None)
+    """URI of the sweep's learning-curve plot, when the report wrote one."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unspell_k(cls, values: Any) -> Any:
+        """The JSON form back into the model: ``best_val_ndcg_at_{k}`` -> ``best_val_ndcg``."""
+        if not isinstance(values, dict) or "k" not in values:
+            return values
+        spelt = metrics.best_val_ndcg(int(values["k"]))
+        values = _renamed(values, spelt, BEST)
+        stages = values.get("stages")
+        if isinstance(stages, dict):
+            values["stages"] = {
+                name: _renamed(line, spelt, BEST) if isinstance(line, dict) else line
+                for name, line in stages.items()
+            }
+        return values
+
+    @model_serializer(mode="wrap")
+    def _spell_k(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        spelt = metrics.best_val_ndcg(self.k)
+        data = _renamed(data, BEST, spelt)
+        stages = data["stages"]
+        data["stages"] = {name: _renamed(line, BEST, spelt) for name, line in stages.items()}
+        return data
+
+
+def run(job: TuneJob) -> SweepSummary:
     """Run (or resume) the sweep; returns its summary (best checkpoint, config, stages)."""
-    from negrec.data.loaders import load_prepared
-    from negrec.data.manifest import check_evaluation_splits
+    from negrec.distributed.trainer import open_inputs
     from negrec.runtime import ensure_ray
 
     plan = load_plan(job.preset)
-    options = StorageOptions.from_env()
-    storage.configure_environment(options)
-    prepared = load_prepared(job.data, options)
-    check_evaluation_splits(prepared.manifest, job.data, minimum=1)
-    uri = tracking.resolve_tracking_uri(job.tracking_uri)
-    tracking.check_reachable(uri)
+    prepared, uri = open_inputs(job.data, job.tracking_uri)
     _check_same_plan(storage.join(job.storage, job.name), plan)
     ensure_ray()
 
     sweep = _Sweep(job, plan, prepared, uri)
-    print(f"negrec tune: {job.name} ({plan.path}): {sweep.trials.describe()}", flush=True)
+    print(clip(f"negrec tune: {job.name}: {sweep.trials.describe()}"), flush=True)
     client = tracking.client(uri)
     client.update_run(sweep.parent_run_id, status="RUNNING")
     tracking.log_params(
@@ -205,18 +282,19 @@ def run(job: TuneJob) -> dict[str, Any]:
     except Exception:
         client.set_terminated(sweep.parent_run_id, status="FAILED")
         raise
-    summary = {
-        "name": job.name,
-        "sweep": sweep.sweep_uri,
-        "mlflow_run_id": sweep.parent_run_id,
-        "tracking_uri": storage.redact(uri),
-        "best_checkpoint": best.checkpoint,
-        "best_config": best.config,
-        "k": coarse.k,
-        metrics.best_val_ndcg(coarse.k): best.best_ndcg,
-        "best_trial": {"stage": best.stage, "trial_id": best.trial_id, "epoch": best.best_epoch},
-        "stages": {"coarse": _stage_line(coarse), "fine": _stage_line(fine)},
-        "fine_space": fine_space.as_data(),
-    }
-    report.log_sweep(uri, sweep.parent_run_id, [coarse, fine], summary)
-    return summary
+    summary = SweepSummary(
+        name=job.name,
+        sweep=sweep.sweep_uri,
+        mlflow_run_id=sweep.parent_run_id,
+        tracking_uri=storage.redact(uri),
+        best_checkpoint=best.checkpoint,
+        best_config=best.config,
+        k=coarse.k,
+        best_val_ndcg=best.best_ndcg,
+        best_trial=BestTrial(stage=best.stage, trial_id=best.trial_id, epoch=best.best_epoch),
+        stages={"coarse": StageLine.of(coarse), "fine": StageLine.of(fine)},
+        fine_space=fine_space.as_data(),
+    )
+    logged = summary.model_dump(mode="json")
+    report.log_sweep(uri, sweep.parent_run_id, [coarse, fine], logged)  # adds learning_curve
+    return summary.model_copy(update={"learning_curve": logged.get("learning_curve")})

@@ -1,6 +1,7 @@
 """What a sweep leaves in MLflow: each trial run's stop reason, and on the sweep's
 parent run the best configuration and checkpoint, per-stage bests, how many trials
-ASHA stopped, and a plot of validation NDCG@k against epochs for every trial.
+ASHA stopped, and a plot of validation NDCG@k and training loss against epochs for
+every trial (also written beside the sweep, ``<storage>/<name>/val_ndcg_vs_epochs.png``).
 
 The stop reason is tagged here, by the sweep driver, because a trial that ASHA stops
 is killed mid-run and cannot tag (or close) its own MLflow run.
@@ -16,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from negrec import metrics, tags, tracking
+from negrec import metrics, storage, tags, tracking
+from negrec.distributed import learning_curve
 from negrec.errors import NegrecError
 from negrec.tuning.results import StageSummary, TrialRecord
 
@@ -41,37 +43,75 @@ def tag_trial_runs(uri: str, experiment: str, summary: StageSummary) -> None:
 
 
 def plot_trials(stages: Sequence[StageSummary], path: Path) -> None:
-    """Validation NDCG@k per epoch, one line per trial; an x ends a trial ASHA stopped."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    """Validation NDCG@k (above) and training loss (below) per epoch, one line per trial
+    coloured by stage; an x ends a trial ASHA stopped, a star marks the best trial's
+    best epoch."""
+    from matplotlib.lines import Line2D
 
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axes = figure.add_subplot()
+    k = stages[0].k
+    figure, ndcg_axes, loss_axes = learning_curve.two_panels(
+        f"Sweep trials: validation NDCG@{k} and training loss per epoch", k
+    )
+    handles = []
     for stage in stages:
         colour = STAGE_COLOURS[stage.stage]
-        for index, trial in enumerate(stage.trials):
-            if not trial.history:
-                continue
-            epochs, ndcg = zip(*trial.history, strict=True)
-            label = f"{stage.stage} ({len(stage.trials)} trials)" if index == 0 else None
-            axes.plot(epochs, ndcg, color=colour, alpha=0.7, marker=".", label=label)
-            if trial.stop_reason == "early_stopped_by_asha":
-                axes.plot(epochs[-1], ndcg[-1], color=colour, marker="x", markersize=9)
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("trial budget (epochs)")
-    axes.set_ylabel(f"validation NDCG@{stages[0].k}")
-    axes.set_title("Sweep trials (x: stopped early by ASHA)")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.savefig(path, dpi=120)
+        handles.append(Line2D([], [], color=colour, marker=".", label=_stage_label(stage)))
+        for trial in stage.trials:
+            stopped = trial.stop_reason == "early_stopped_by_asha"
+            learning_curve.draw(ndcg_axes, trial.history, colour, stopped, alpha=0.7)
+            learning_curve.draw(loss_axes, trial.losses, colour, stopped, alpha=0.7)
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="black",
+            marker=learning_curve.STOP_MARKER,
+            markersize=9,
+            linestyle="none",
+            label="stopped early by ASHA",
+        )
+    )
+    ranked = [t for t in best_first(stages) if t.checkpoint and t.best_epoch is not None]
+    if ranked:  # the trial the sweep picks (best_trial)
+        best = ranked[0]
+        star = learning_curve.mark_best(
+            ndcg_axes,
+            loss_axes,
+            best.best_epoch or 0,
+            best.best_ndcg or 0.0,
+            f"best: {best.stage} trial {best.trial_id}, epoch {best.best_epoch} "
+            f"({best.best_ndcg or 0.0:.4f})",
+        )
+        handles.append(star)
+    ndcg_axes.legend(handles=handles, loc="best", fontsize="small")
+    if not any(t.losses for stage in stages for t in stage.trials):
+        loss_axes.text(
+            0.5,
+            0.5,
+            "no training loss in these stage summaries",
+            ha="center",
+            va="center",
+            transform=loss_axes.transAxes,
+        )
+    learning_curve.save(figure, path)
 
 
-def best_trial(stages: Sequence[StageSummary]) -> TrialRecord:
-    ranked = sorted(
-        (t for stage in stages for t in stage.ranked() if t.checkpoint),
+def _stage_label(stage: StageSummary) -> str:
+    stopped = len(stage.stopped_by_asha())
+    return f"{stage.stage}: {len(stage.trials)} trials, {stopped} stopped by ASHA"
+
+
+def best_first(stages: Sequence[StageSummary]) -> list[TrialRecord]:
+    """Trials that reported a validation NDCG@k over all stages, best first."""
+    return sorted(
+        (t for stage in stages for t in stage.ranked()),
         key=lambda t: t.best_ndcg or 0.0,
         reverse=True,
     )
+
+
+def best_trial(stages: Sequence[StageSummary]) -> TrialRecord:
+    ranked = [t for t in best_first(stages) if t.checkpoint]
     if not ranked:
         raise NegrecError("no trial of the sweep left a checkpoint; see the trial errors above")
     return ranked[0]
@@ -80,7 +120,10 @@ def best_trial(stages: Sequence[StageSummary]) -> TrialRecord:
 def log_sweep(
     uri: str, parent_run_id: str, stages: Sequence[StageSummary], summary: dict[str, Any]
 ) -> None:
-    """Write the sweep's summary, best trial and plot to its parent run and close it."""
+    """Write the sweep's summary, best trial and plot to its parent run and close it.
+
+    The plot is also written beside the sweep (``<sweep>/val_ndcg_vs_epochs.png``); its
+    URI goes into ``summary`` as ``learning_curve`` (and so into ``sweep.json``)."""
     client = tracking.client(uri)
     best = best_trial(stages)
     client.set_tag(parent_run_id, tags.BEST_CHECKPOINT_URI, best.checkpoint)
@@ -98,7 +141,9 @@ def log_sweep(
     tracking.log_metrics(uri, parent_run_id, logged, step=0)
     with tempfile.TemporaryDirectory(prefix="negrec-sweep-") as directory:
         plot_trials(stages, Path(directory) / PLOT)
-        client.log_artifact(parent_run_id, str(Path(directory) / PLOT))
+        summary["learning_curve"] = learning_curve.publish(
+            uri, parent_run_id, Path(directory) / PLOT, storage.join(summary["sweep"], PLOT)
+        )
     client.log_text(parent_run_id, json.dumps(summary, indent=2), "sweep.json")
     for stage in stages:
         client.log_text(parent_run_id, yaml.safe_dump(stage.space), f"{stage.stage}_space.yaml")

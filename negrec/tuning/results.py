@@ -8,9 +8,13 @@ restoring its Tune experiment again.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal
 
+from pydantic import Field
+
 from negrec import metrics, storage
+from negrec.distributed.learning_curve import TRAIN_LOSS
 from negrec.strict import StrictModel
 from negrec.tuning.trial import Stage, TrialSpec
 
@@ -26,6 +30,9 @@ class TrialRecord(StrictModel):
     config: dict[str, Any]
     history: list[tuple[int, float]]
     """(epoch, validation NDCG@k) per epoch reported."""
+    losses: list[tuple[int, float]] = Field(default_factory=list)
+    """(epoch, training loss) per epoch reported; empty in a summary written before the
+    loss was recorded."""
     best_ndcg: float | None
     best_epoch: int | None
     checkpoint: str | None
@@ -72,6 +79,7 @@ def record(result: Any, spec: TrialSpec) -> TrialRecord:
     final = metrics.test_ndcg(spec.eval_k)
     frame = result.metrics_dataframe
     epochs: dict[int, tuple[float, str | None]] = {}
+    losses: dict[int, float] = {}
     if frame is not None and "epoch" in frame:
         for row in frame[frame["epoch"].notna()].to_dict("records"):
             path = row.get(CHECKPOINT_PATH)
@@ -79,6 +87,9 @@ def record(result: Any, spec: TrialSpec) -> TrialRecord:
                 float(row[val_ndcg]),
                 path if isinstance(path, str) else None,
             )
+            loss = row.get(TRAIN_LOSS)
+            if isinstance(loss, int | float) and not math.isnan(loss):
+                losses[int(row["epoch"])] = float(loss)
     history = sorted((epoch, ndcg) for epoch, (ndcg, _) in epochs.items())
     best_epoch = max(epochs, key=lambda e: (epochs[e][0], -e)) if epochs else None
     best_path = epochs[best_epoch][1] if best_epoch is not None else None
@@ -94,6 +105,7 @@ def record(result: Any, spec: TrialSpec) -> TrialRecord:
         run_name=spec.run_name(trial_id),
         config=dict(result.config),
         history=history,
+        losses=sorted(losses.items()),
         best_ndcg=epochs[best_epoch][0] if best_epoch is not None else None,
         best_epoch=best_epoch,
         checkpoint=storage.uri_for(spec.trials_uri, best_path) if best_path else None,

@@ -18,6 +18,7 @@ from negrec import metrics, storage
 from negrec.distributed.resources import TRIAL_DRIVER_CPUS
 from negrec.tuning import results
 from negrec.tuning.preset import Asha, StageBudget
+from negrec.tuning.progress import SweepProgress
 from negrec.tuning.space import SearchSpace
 from negrec.tuning.trial import TrialSpec, run_trial
 
@@ -82,6 +83,11 @@ def _new_tuner(stage: StageRun, trainable: Any, path: str, filesystem: Any) -> A
             storage_path=path,
             storage_filesystem=filesystem,
             sync_config=tune.SyncConfig(sync_period=STATE_SYNC_S),
+            # Tune's status tables are 150+ characters wide: the sweep draws its own.
+            verbose=0 if stage.spec.quiet else None,
+            callbacks=[SweepProgress(stage.spec.stage, stage.budget.trials, stage.spec.eval_k)]
+            if stage.spec.quiet
+            else None,
         ),
     )
 

@@ -35,6 +35,8 @@ class TrialSpec(FrozenModel):
     workers: int
     gpu: bool
     cpus_per_worker: float
+    quiet: bool = False
+    """The sweep draws its trials (Ray's output is off): trials print nothing per epoch."""
 
     def run_name(self, trial_id: str) -> str:
         """The trial's Ray Train run and MLflow run name (stable across a resume)."""
@@ -72,6 +74,7 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any], datasets: Mapping[in
         tracking_uri=trial.tracking_uri,
         experiment=trial.experiment,
         parent_run_id=trial.parent_run_id,
+        progress="none" if trial.quiet else "epoch_lines",
     )
     tracking.start_or_resume_run(
         trial.tracking_uri,

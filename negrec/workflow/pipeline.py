@@ -19,6 +19,7 @@ from pydantic import Field
 from negrec import recipes, storage
 from negrec.action_codes import NEGATIVE
 from negrec.config import load_config
+from negrec.console import clip
 from negrec.strict import StrictModel
 
 DEMO_CONFIG = recipes.recipe_path("demo")
@@ -53,6 +54,12 @@ def default(field: str) -> Any:
 Step = Callable[[str], None]
 
 
+def _short(uri: str, root: str) -> str:
+    """``uri`` relative to the pipeline's root (``prepared/``), which heads the log once,
+    so that lines stay short whatever the root is."""
+    return uri[len(root) :].lstrip("/") + "/" if uri.startswith(root) else uri
+
+
 def _timed(log: Step, title: str) -> Callable[[], float]:
     log(f"== {title}")
     start = time.perf_counter()
@@ -63,7 +70,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     """Run every step, skipping those whose committed output exists; returns a summary."""
     from negrec import registry
     from negrec.data import generated_log
-    from negrec.data.manifest import MANIFEST, summary_line
+    from negrec.data.manifest import MANIFEST
     from negrec.data.preparation import prepare
     from negrec.data.prepare_config import PrepareConfig
     from negrec.distributed import trainer
@@ -80,10 +87,15 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     else:
         train_config = load_config(config.train_config or DEMO_CONFIG, config.overrides)
     summary: dict[str, Any] = {"root": config.root}
+    shown = log
+    log = lambda line: shown(clip(line))  # noqa: E731 - every line within the width
+    log(f"negrec pipeline under {config.root}")
     events = config.events
     if events is None:
         events = storage.join(config.root, "events")
-        elapsed = _timed(log, f"generate {config.num_events:,} events -> {events}")
+        elapsed = _timed(
+            log, f"generate {config.num_events:,} events -> {_short(events, config.root)}"
+        )
         if storage.exists(storage.join(events, generated_log.MARKER)):
             log("   already generated; reusing")
         else:
@@ -99,12 +111,14 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
         summary["generate_s"] = round(elapsed(), 1)
 
     prepared = storage.join(config.root, "prepared")
-    elapsed = _timed(log, f"prepare (Ray Data) {events} -> {prepared}")
+    elapsed = _timed(
+        log, f"prepare (Ray Data) {_short(events, config.root)} -> {_short(prepared, config.root)}"
+    )
     if storage.exists(storage.join(prepared, MANIFEST)):
         log("   already prepared; reusing")
     else:
         manifest = prepare(PrepareConfig(events=events, out=prepared, format=config.format))
-        log(f"   {summary_line(manifest)}")
+        log(f"   {manifest.summary_line().replace(prepared, _short(prepared, config.root))}")
     summary["prepare_s"] = round(elapsed(), 1)
 
     if config.preset:
@@ -118,9 +132,10 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
                 tracking_uri=config.tracking_uri,
             )
         )
-        best = swept["best_checkpoint"]
-        summary.update(tune_s=round(elapsed(), 1), sweep=swept["stages"])
-        summary["mlflow_run_id"] = swept["mlflow_run_id"]
+        best = swept.best_checkpoint
+        summary.update(tune_s=round(elapsed(), 1), sweep=swept.model_dump(mode="json")["stages"])
+        summary["learning_curve"] = swept.learning_curve
+        summary["mlflow_run_id"] = swept.mlflow_run_id
     else:
         elapsed = _timed(log, f"train (Ray Train, {config.workers} workers)")
         job = trainer.TrainJob(
@@ -132,8 +147,9 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
             tracking_uri=config.tracking_uri,
         )
         trained = trainer.run(job)
-        best = trained["checkpoint"]
-        summary.update(train_s=round(elapsed(), 1), mlflow_run_id=trained["mlflow_run_id"])
+        best = trained.checkpoint
+        summary.update(train_s=round(elapsed(), 1), mlflow_run_id=trained.mlflow_run_id)
+        summary["learning_curve"] = trained.learning_curve
     summary["checkpoint"] = best
 
     elapsed = _timed(log, "evaluate on the test split")
