@@ -17,11 +17,17 @@ if TYPE_CHECKING:
     from ray import LoggingConfig
 
 LOCAL_CPUS_ENV = "NEGREC_RAY_CPUS"
-QUIET_ENV = {"RAY_DATA_LOG_LEVEL": "WARNING", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+QUIET_ENV = {
+    "RAY_DATA_LOG_LEVEL": "WARNING",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
 """Ray Data's execution-plan and progress lines and MLflow's notices ("Creating initial
-MLflow database tables", "Validating input example") are INFO: off unless
-``--verbose``. Set in this process's environment, which a local Ray instance's workers
-inherit, and given to a joined cluster's workers as the job's ``runtime_env``."""
+MLflow database tables", "Validating input example") are INFO, and Tune's newer console
+output prints an experiment box and a TensorBoard hint whatever its verbosity (its
+older one, at verbosity 0, prints nothing): all off unless ``--verbose``. Set in this
+process's environment, which a local Ray instance's workers inherit, and given to a
+joined cluster's workers as the job's ``runtime_env``."""
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 """Ray Train watches for node preemption (spot instances) with an actor whose creation
 makes Ray's core log a 380-character notice at every run. One machine has no other node
@@ -77,6 +83,11 @@ def ensure_ray(log_to_driver: bool = True) -> None:
     if ray.is_initialized():
         return
     quiet = ray.LoggingConfig(log_level="WARNING") if quiet_ray_requested() else None
+    # Quiet, the driver draws all progress itself and errors reach it as exceptions, so
+    # the workers' own output (Ray keeps it under /tmp/ray/session_latest/logs) is not
+    # forwarded: it would bring Ray's C++ stack dumps from the workers of every trial
+    # that ASHA stops mid-step.
+    log_to_driver = log_to_driver and quiet is None
     if os.environ.get("RAY_ADDRESS"):
         submitted = JOB_SUBMISSION_ENV in os.environ
         ray.init(
