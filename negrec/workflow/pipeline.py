@@ -87,17 +87,19 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     else:
         train_config = load_config(config.train_config or DEMO_CONFIG, config.overrides)
     summary: dict[str, Any] = {"root": config.root}
-    shown = log
-    log = lambda line: shown(clip(line))  # noqa: E731 - every line within the width
-    log(f"negrec pipeline under {config.root}")
+
+    def say(line: str) -> None:
+        log(clip(line))  # every line within the console's width
+
+    say(f"negrec pipeline under {config.root}")
     events = config.events
     if events is None:
         events = storage.join(config.root, "events")
         elapsed = _timed(
-            log, f"generate {config.num_events:,} events -> {_short(events, config.root)}"
+            say, f"generate {config.num_events:,} events -> {_short(events, config.root)}"
         )
         if storage.exists(storage.join(events, generated_log.MARKER)):
-            log("   already generated; reusing")
+            say("   already generated; reusing")
         else:
             generated_log.run(
                 generated_log.GenerateConfig(
@@ -112,17 +114,17 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
 
     prepared = storage.join(config.root, "prepared")
     elapsed = _timed(
-        log, f"prepare (Ray Data) {_short(events, config.root)} -> {_short(prepared, config.root)}"
+        say, f"prepare (Ray Data) {_short(events, config.root)} -> {_short(prepared, config.root)}"
     )
     if storage.exists(storage.join(prepared, MANIFEST)):
-        log("   already prepared; reusing")
+        say("   already prepared; reusing")
     else:
         manifest = prepare(PrepareConfig(events=events, out=prepared, format=config.format))
-        log(f"   {manifest.summary_line().replace(prepared, _short(prepared, config.root))}")
+        say(f"   {manifest.summary_line().replace(prepared, _short(prepared, config.root))}")
     summary["prepare_s"] = round(elapsed(), 1)
 
     if config.preset:
-        elapsed = _timed(log, f"tune (Ray Tune, preset {config.preset})")
+        elapsed = _timed(say, f"tune (Ray Tune, preset {config.preset})")
         swept = driver.run(
             driver.TuneJob(
                 data=prepared,
@@ -137,7 +139,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
         summary["learning_curve"] = swept.learning_curve
         summary["mlflow_run_id"] = swept.mlflow_run_id
     else:
-        elapsed = _timed(log, f"train (Ray Train, {config.workers} workers)")
+        elapsed = _timed(say, f"train (Ray Train, {config.workers} workers)")
         job = trainer.TrainJob(
             data=prepared,
             storage=storage.join(config.root, "runs"),
@@ -152,24 +154,24 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
         summary["learning_curve"] = trained.learning_curve
     summary["checkpoint"] = best
 
-    elapsed = _timed(log, "evaluate on the test split")
+    elapsed = _timed(say, "evaluate on the test split")
     summary["test"] = evaluate_checkpoint(best, prepared, "test")
     k = summary["test"]["k"]
     summary["evaluate_s"] = round(elapsed(), 1)
 
-    elapsed = _timed(log, "promote to the MLflow registry")
+    elapsed = _timed(say, "promote to the MLflow registry")
     promoted = promotion.run(
         checkpoint_uri=best,
         tracking_uri=config.tracking_uri,
         data_uri=prepared,
         test_metrics=summary["test"],
     )
-    log(f"   {promoted['decision']}")
+    say(f"   {promoted['decision']}")
     summary["promote"] = promoted
     summary["promote_s"] = round(elapsed(), 1)
 
     champion = f"models:/{registry.DEFAULT_MODEL_NAME}@{registry.CHAMPION}"
-    elapsed = _timed(log, f"recommend for a sample user with {champion}")
+    elapsed = _timed(say, f"recommend for a sample user with {champion}")
     history = sample_history(prepared)
     top = recommend(champion, history, k=k, tracking_uri=config.tracking_uri)[0]
     summary["sample"] = {"history": history, "recommended": top.items, "scores": top.scores}
