@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ JOB_SUBMISSION_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 """Set by ``ray job submit`` for the job's driver: the job has a runtime_env of its own
 (working_dir, often env_vars such as credentials), which one given to ``ray.init``
 would conflict with, so a submitted job keeps Ray's output as the cluster sets it."""
+PACKAGE_DIR = Path(__file__).resolve().parent
+"""The negrec package this process imported (this module is at its top level)."""
 QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
 """Loggers whose warnings are notices, not problems ("token authentication is enabled")."""
 QUIET_FLAG = "NEGREC_QUIET_RAY"
@@ -67,11 +70,21 @@ def local_cpus() -> int:
     return max(4, 2 * (os.cpu_count() or 1))
 
 
-def _joined_env(quiet: bool) -> dict[str, str]:
-    """Environment of this job's workers on a joined cluster: the quiet settings, and the
-    cluster's address, which Ray Train's placement-group cleaner otherwise guesses and
-    gets wrong (a traceback) when several Ray instances run on one machine."""
-    return {**(QUIET_ENV if quiet else {}), "RAY_ADDRESS": os.environ["RAY_ADDRESS"]}
+def joined_runtime_env(quiet: bool) -> dict[str, object]:
+    """The job's ``runtime_env`` on a joined cluster.
+
+    ``py_modules``: this process's own negrec package goes to the workers, so that they
+    run the code the driver runs, whatever the nodes have installed (an older release,
+    or a checkout): a driver and workers of different versions would exchange pickled
+    objects that do not match. ``env_vars``: the quiet settings, and the cluster's
+    address, which Ray Train's placement-group cleaner otherwise guesses and gets wrong
+    (a traceback) when several Ray instances run on one machine."""
+    env = {**(QUIET_ENV if quiet else {}), "RAY_ADDRESS": os.environ["RAY_ADDRESS"]}
+    return {
+        "env_vars": env,
+        "py_modules": [str(PACKAGE_DIR)],
+        "excludes": ["__pycache__"],
+    }
 
 
 def ensure_ray(log_to_driver: bool = True) -> None:
@@ -94,7 +107,7 @@ def ensure_ray(log_to_driver: bool = True) -> None:
             log_to_driver=log_to_driver,
             configure_logging=False,
             logging_config=quiet,
-            runtime_env=None if submitted else {"env_vars": _joined_env(quiet is not None)},
+            runtime_env=None if submitted else joined_runtime_env(quiet is not None),
         )
         if quiet and len(ray.nodes()) == 1:
             os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")

@@ -33,7 +33,7 @@ def ray_session(s3_server) -> Iterator[None]:
     ray.shutdown()
 
 
-pytest_plugins = ["tests.s3"]
+pytest_plugins = ["tests.s3", "tests.wheel"]
 
 
 @pytest.fixture(scope="session")

@@ -1,65 +1,35 @@
-"""A wheel carries everything negrec reads: recipes, search spaces, presets, mappings.
-
-The wheel is built from the repository's sources (copied first, so no stale ``build/``
-folder of the checkout leaks into it), installed into a folder of its own and run from
-outside the repository, where nothing of the checkout can stand in for package data.
+"""A wheel carries everything negrec reads: recipes, search spaces, presets, mappings;
+installed outside the repository (``tests/wheel.py``), it runs, and a cluster it joins
+runs its code.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from tests.wheel import REPO, InstalledWheel, run
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DATA = ("recipes", "data/mappings")
 """Folders of ``negrec/`` whose YAML files the code reads at run time."""
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, f"{command}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+@pytest.fixture()
+def wheel(installed_wheel: InstalledWheel) -> InstalledWheel:
+    return installed_wheel
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    root = tmp_path_factory.mktemp("packaging")
-    source = root / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, source / name)
-    shutil.copytree(
-        REPO / "negrec", source / "negrec", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    offline = ["--no-deps", "--no-index"]
-    _run([*pip, "wheel", *offline, "--no-build-isolation", "-w", str(root / "dist"), "."], source)
-    (path,) = (root / "dist").glob("negrec-*.whl")
-    site = root / "site"
-    _run([*pip, "install", *offline, "--target", str(site), str(path)], root)
-    outside = root / "elsewhere"  # the working directory: neither the repository nor site
-    outside.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["PYTHONPATH"] = str(site)  # ahead of the editable install of the checkout
-    return SimpleNamespace(path=path, site=site, outside=outside, env=env)
+def _python(wheel: InstalledWheel, *args: str) -> str:
+    return run([sys.executable, *args], wheel.outside, wheel.env)
 
 
-def _python(wheel: SimpleNamespace, *args: str) -> str:
-    return _run([sys.executable, *args], wheel.outside, wheel.env)
-
-
-def test_the_wheel_holds_every_recipe_preset_and_mapping(wheel: SimpleNamespace) -> None:
+def test_the_wheel_holds_every_recipe_preset_and_mapping(wheel: InstalledWheel) -> None:
     with zipfile.ZipFile(wheel.path) as archive:
         names = set(archive.namelist())
     for folder in PACKAGE_DATA:
@@ -80,13 +50,13 @@ def test_the_wheel_holds_every_recipe_preset_and_mapping(wheel: SimpleNamespace)
     assert not any(name.startswith(("configs/", "tuning/", "tests/")) for name in names)
 
 
-def test_the_installed_copy_is_the_one_imported(wheel: SimpleNamespace) -> None:
+def test_the_installed_copy_is_the_one_imported(wheel: InstalledWheel) -> None:
     printed = _python(wheel, "-c", "import negrec; print(negrec.__file__)").strip()
     assert Path(printed).is_relative_to(wheel.site), printed
     assert not Path(printed).is_relative_to(REPO)
 
 
-def test_the_installed_copy_loads_its_presets_and_recipes(wheel: SimpleNamespace) -> None:
+def test_the_installed_copy_loads_its_presets_and_recipes(wheel: InstalledWheel) -> None:
     script = (
         "from negrec import recipes\n"
         "from negrec.config import load_config\n"
@@ -107,21 +77,22 @@ def test_the_installed_copy_loads_its_presets_and_recipes(wheel: SimpleNamespace
     assert {"tiny", "demo", "laptop", "cluster"} <= set(presets.split())
 
 
-def test_the_installed_cli_shows_demo_and_tune(wheel: SimpleNamespace) -> None:
+def test_the_installed_cli_shows_demo_and_tune(wheel: InstalledWheel) -> None:
     demo = _python(wheel, "-m", "negrec.cli", "demo", "--help")
     assert "--preset" in demo and "--workdir" in demo
     tune = _python(wheel, "-m", "negrec.cli", "tune", "--help")
     assert "--preset" in tune and "tiny" in tune  # the built-in presets, from the wheel
     script = wheel.site / "bin" / "negrec"  # the console script pip installed
     if script.exists():
-        assert "--preset" in _run([str(script), "demo", "--help"], wheel.outside, wheel.env)
+        assert "--preset" in run([str(script), "demo", "--help"], wheel.outside, wheel.env)
 
 
 def test_the_installed_tune_reads_the_tiny_preset_before_the_data(
-    wheel: SimpleNamespace,
+    wheel: InstalledWheel,
 ) -> None:
     """``negrec tune --preset tiny`` gets past the preset (read from the wheel) and stops
-    at the missing data, before Ray starts: a full tiny sweep takes minutes (test_tune)."""
+    at the missing data, before Ray starts. The whole tiny sweep from the wheel is the
+    one ``test_tune`` runs."""
     missing = wheel.outside / "not-prepared"
     done = subprocess.run(
         [
@@ -151,3 +122,28 @@ def test_the_installed_tune_reads_the_tiny_preset_before_the_data(
     assert "preset" not in done.stderr, done.stderr  # the preset was found and valid
     assert str(missing) in done.stderr and "manifest.json" in done.stderr, done.stderr
     assert not any(wheel.outside.iterdir())  # no sweep state, no MLflow store
+
+
+def test_a_joined_cluster_runs_the_drivers_installed_code(
+    ray_session: None, wheel: InstalledWheel
+) -> None:
+    """The test session's Ray workers have the checkout on their path; a driver from the
+    wheel that joins them ships its own package, and their tasks import that copy."""
+    import ray
+
+    script = (
+        "import ray\n"
+        "from negrec.runtime import ensure_ray\n"
+        "ensure_ray()\n"
+        "where = ray.remote(lambda: __import__('negrec').__file__)\n"
+        "print(__import__('negrec').__file__)\n"
+        "print(ray.get(where.remote()))\n"
+    )
+    env = {**wheel.env, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    driver, worker = run([sys.executable, "-c", script], wheel.outside, env).splitlines()[-2:]
+    assert Path(driver).is_relative_to(wheel.site), driver
+    assert not Path(worker).is_relative_to(REPO), worker  # not the checkout's copy
+    shipped, installed = Path(worker).parent, Path(driver).parent
+    assert shipped != installed  # Ray's copy of the uploaded package, on the node
+    preset = Path("recipes", "tuning", "presets", "tiny.yaml")
+    assert (shipped / preset).read_bytes() == (installed / preset).read_bytes()

@@ -139,6 +139,15 @@ def test_leave_one_out_on_a_hand_made_log(ray_session, hand_made, tmp_path, caps
     assert code == 0, stderr
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["rows_in"] == 18
+    # Off a terminal, one progress line per finished stage (not one per file or
+    # partition), in order, with the rows and users that stage counted.
+    assert [line for line in stdout.splitlines() if line.startswith("prepare: ")] == [
+        "prepare: stages 1/5 read_validate_partition 2/2: 18 rows read, 18 valid",
+        "prepare: stages 2/5 sequences_and_counts 2/2: 2 users kept of 3",
+        "prepare: stages 3/5 vocabulary: 10 items",
+        "prepare: stages 4/5 write_splits 2/2: train 2, val 0, test 1 rows",
+        f"prepare: stages 5/5 commit: {out}",
+    ]
     assert result["dropped"] == {"duplicate": 1, "short_sequence": 2}  # user 2 is short
     manifest = json.loads(Path(out, MANIFEST).read_text())
     assert manifest["rows_used"] == 15
@@ -327,13 +336,22 @@ def test_s3_to_s3_matches_local(ray_session, s3_bucket, s3_server, synthetic_log
     assert pc.sum(remote_test["target"]).as_py() > 0
 
 
-def test_temporal_split_cutoffs_are_time_quantiles(ray_session, synthetic_log, tmp_path):
+def test_temporal_split_cutoffs_are_time_quantiles(ray_session, synthetic_log, tmp_path, capsys):
     config = PrepareConfig(
         events=synthetic_log, out=str(tmp_path / "p"), split="temporal", partitions=2
     )
-    manifest = prepare(config)
+    manifest = prepare(config, progress=True)
     cutoffs = manifest.split.cutoffs_ms
     assert cutoffs is not None
+    stages = [line.split()[3].rstrip(":") for line in capsys.readouterr().out.splitlines()]
+    assert stages == [
+        "read_validate_partition",
+        "time_histogram",
+        "sequences_and_counts",
+        "vocabulary",
+        "write_splits",
+        "commit",
+    ]
     times = (
         np.concatenate(
             [

@@ -30,8 +30,16 @@ def test_given_split_is_kept_row_for_row(tmp_path: Path, capsys) -> None:
         ["prepare", "--format", "sasrec", "--events", str(FIXTURE), "--out", str(out), "--json"]
     )
     assert code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(printed[-1])
     assert summary["splits"] == {"train": 3, "val": 1, "test": 2}
+    # Off a terminal, one progress line per finished stage, with what it counted.
+    assert [line for line in printed if line.startswith("prepare: ")] == [
+        "prepare: stages 1/4 read: train 3 users, val 1 users, test 3 users",
+        "prepare: stages 2/4 vocabulary: 5 items",
+        "prepare: stages 3/4 write_splits 3/3: test 2 rows",
+        f"prepare: stages 4/4 commit: {out}",
+    ]
     prepared = loaders.load_prepared(str(out))
     ids = original_ids(prepared)
     assert prepared.num_items == 5  # items 10..14 occur in training

@@ -1,6 +1,7 @@
 """negrec tune on Ray Tune: the tiny preset on generated data, interrupted and resumed.
 
-One sweep serves the slow tests (a sweep is the expensive part): its driver runs as a
+One sweep serves the slow tests (a sweep is the expensive part): its driver runs from
+the installed wheel (``tests/wheel.py``), outside the repository, as a
 subprocess joined to the test session's Ray cluster, is SIGKILLed once Tune's saved
 state shows a finished coarse trial, and the same command is run again to the end.
 Bad input must fail before any trial starts, with a message that names the problem.
@@ -9,7 +10,6 @@ Bad input must fail before any trial starts, with a message that names the probl
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import subprocess
@@ -30,6 +30,7 @@ from negrec.tuning.driver import run as run_sweep
 from negrec.tuning.fine import derive_fine_space
 from negrec.tuning.preset import load_plan
 from negrec.tuning.space import Choice, SearchSpace
+from tests.wheel import InstalledWheel
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +138,12 @@ def _trial_status(experiment: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sweep(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def sweep(
+    small_prepared: str, installed_wheel: InstalledWheel, tmp_path_factory: pytest.TempPathFactory
+) -> SimpleNamespace:
+    """The tiny sweep as a user runs it: ``negrec tune --preset tiny`` from the installed
+    wheel (its preset and recipes read from there, its code shipped to the workers),
+    outside the repository."""
     import ray
 
     root = tmp_path_factory.mktemp("tune")
@@ -148,11 +154,11 @@ def sweep(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> Simp
         "negrec.cli",
         *_tune_args(small_prepared, storage, tracking_uri),
     ]
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    env = {**installed_wheel.env, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     coarse = storage / NAME / "coarse"
     started = time.monotonic()
     with open(root / "interrupted.log", "w") as log:
-        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
         try:
             while "TERMINATED" not in _trial_status(coarse).values():
                 assert driver.poll() is None, (root / "interrupted.log").read_text()[-3000:]
@@ -164,7 +170,7 @@ def sweep(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> Simp
         finally:
             driver.kill()
             driver.wait()
-    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root, timeout=900)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     print(f"tiny sweep, killed once and resumed: {time.monotonic() - started:.0f}s")
     return SimpleNamespace(

@@ -22,6 +22,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -44,6 +45,7 @@ from negrec.data.manifest import (
 )
 from negrec.data.partition import FileStats, partition_file, read_partition
 from negrec.data.prepare_config import PrepareConfig
+from negrec.data.prepare_progress import PrepareProgress
 from negrec.data.presplit import prepare_presplit
 from negrec.data.ray_tasks import run_tasks
 from negrec.data.split_tasks import (
@@ -120,6 +122,20 @@ def _sum(dicts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return {k: int(v) for k, v in sorted(total.items()) if v}
 
 
+def _cutoff_text(cutoffs: Cutoffs) -> str:
+    """Where the temporal split cuts, as UTC times."""
+
+    def utc(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+    return f"validation from {utc(cutoffs.val)}, test from {utc(cutoffs.test)} UTC"
+
+
+def _count(results: Iterable[Any], field: str) -> str:
+    """A summed count of the results so far, as a person reads it (``1,234,567``)."""
+    return f"{sum(getattr(r, field) for r in results):,}"
+
+
 def _manifest(
     config: PrepareConfig,
     spec: SourceSpec,
@@ -175,8 +191,24 @@ def _manifest(
     )
 
 
-def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None) -> Manifest:
-    """Run the whole pipeline and commit ``config.out``; returns the manifest."""
+def _stage_names(config: PrepareConfig) -> list[str]:
+    """The stages a person watches, in order (the histogram only for a temporal split)."""
+    middle = ["time_histogram"] if config.split == "temporal" else []
+    return [
+        "read_validate_partition",
+        *middle,
+        "sequences_and_counts",
+        "vocabulary",
+        "write_splits",
+        "commit",
+    ]
+
+
+def prepare(
+    config: PrepareConfig, options: storage.StorageOptions | None = None, progress: bool = False
+) -> Manifest:
+    """Run the whole pipeline and commit ``config.out``; returns the manifest.
+    ``progress`` shows the stages and their rows as they finish (``negrec prepare``)."""
     options = storage.StorageOptions.from_env() if options is None else options
     if get_format(config.format).presplit:
         if config.actions is not None:
@@ -184,7 +216,14 @@ def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None
                 f"--format {config.format} has no events to map: drop --actions (every "
                 "interaction is positive)"
             )
-        return prepare_presplit(config, options)
+        return prepare_presplit(config, options, progress)
+    with PrepareProgress(_stage_names(config), progress) as shown:
+        return _prepare(config, options, shown)
+
+
+def _prepare(
+    config: PrepareConfig, options: storage.StorageOptions, shown: PrepareProgress
+) -> Manifest:
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -199,11 +238,45 @@ def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None
     stage = storage.staging_uri(config.out)
     work = storage.join(stage, WORK_DIR)
     lap("discover")
+    read: list[FileStats] = []
+    summarised: list[PartitionSummary] = []
+    written: list[PartitionOutput] = []
+
+    def file_read(done: int, stats: FileStats) -> None:
+        read.append(stats)
+        shown.task(
+            "read_validate_partition",
+            done,
+            len(spec.files),
+            f"{_count(read, 'rows_in')} rows read, {_count(read, 'rows_valid')} valid",
+        )
+
+    def partition_summarised(done: int, summary: PartitionSummary) -> None:
+        summarised.append(summary)
+        shown.task(
+            "sequences_and_counts",
+            done,
+            partitions,
+            f"{_count(summarised, 'users_out')} users kept of {_count(summarised, 'users_in')}",
+        )
+
+    def partition_written(done: int, output: PartitionOutput) -> None:
+        written.append(output)
+        rows = _sum(o.rows for o in written)
+        shown.task(
+            "write_splits",
+            done,
+            partitions,
+            ", ".join(f"{name} {rows.get(name, 0):,}" for name in ("train", "val", "test"))
+            + " rows",
+        )
+
     try:
         files = run_tasks(
             lambda index: partition_file(spec, index, mapping, partitions, work, options),
             range(len(spec.files)),
             "read_validate_partition",
+            file_read,
         )
         lap("read_validate_partition")
         rows_valid = sum(f.rows_valid for f in files)
@@ -219,10 +292,12 @@ def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None
             high = max(f.max_timestamp for f in files if f.max_timestamp is not None)
             cutoffs = _temporal_cutoffs(config, work, partitions, low, high, options)
             lap("time_histogram")
+            shown.stage_done("time_histogram", _cutoff_text(cutoffs))
         summaries = run_tasks(
             lambda p: analyse_partition(config, work, p, cutoffs, options),
             range(partitions),
             "sequences_and_counts",
+            partition_summarised,
         )
         lap("sequences_and_counts")
         users_out = sum(s.users_out for s in summaries)
@@ -233,6 +308,7 @@ def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None
             "vocabulary",
         )[0]
         lap("vocabulary")
+        shown.stage_done("vocabulary", f"{vocabulary['num_items']:,} items")
         if vocabulary["num_items"] == 0:
             raise NegrecError(
                 f"{config.events}: no sequence survived cleaning ({users_out} users kept of "
@@ -245,6 +321,7 @@ def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None
             ),
             range(partitions),
             "write_splits",
+            partition_written,
         )
         storage.delete_tree(work, options)
         lap("write_splits")
@@ -267,5 +344,6 @@ def prepare(config: PrepareConfig, options: storage.StorageOptions | None = None
         storage.delete_tree(stage, options)
         raise
     lap("commit")
+    shown.stage_done("commit", config.out)
     seconds = round(time.perf_counter() - started, 3)
     return manifest.model_copy(update={"timings_s": timings, "seconds": seconds})

@@ -40,6 +40,7 @@ from negrec.data.manifest import (
     write_manifest,
 )
 from negrec.data.prepare_config import PrepareConfig
+from negrec.data.prepare_progress import PrepareProgress
 from negrec.data.readers import discover
 from negrec.data.split_tasks import SPLITS, VOCAB
 from negrec.errors import NegrecError
@@ -118,15 +119,28 @@ def _split_table(
     return out, counts
 
 
-def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> Manifest:
+PRESPLIT_STAGES = ["read", "vocabulary", "write_splits", "commit"]
+
+
+def prepare_presplit(
+    config: PrepareConfig, options: storage.StorageOptions, progress: bool = False
+) -> Manifest:
     """Read ``train.txt``, ``val.txt``, ``test.txt`` under ``config.events`` (found by
     the format's discovery rule) and commit them as a prepared dataset at
-    ``config.out``; returns the manifest."""
+    ``config.out``; returns the manifest. ``progress`` shows the stages as they finish."""
+    with PrepareProgress(PRESPLIT_STAGES, progress) as shown:
+        return _prepare_presplit(config, options, shown)
+
+
+def _prepare_presplit(
+    config: PrepareConfig, options: storage.StorageOptions, shown: PrepareProgress
+) -> Manifest:
     started = time.perf_counter()
     spec = discover(config.events, config.format, options)
     uris = dict(zip(SPLITS, spec.files, strict=True))
     pairs = {name: _read_pairs(uri, spec.layout_of(uri)[1], options) for name, uri in uris.items()}
     parsed = {name: _sequences(table) for name, table in pairs.items()}
+    shown.stage_done("read", ", ".join(f"{name} {len(parsed[name][0]):,} users" for name in SPLITS))
     for name in ("val", "test"):
         for user, sequence in zip(*parsed[name], strict=True):
             if len(sequence) < 2:
@@ -135,6 +149,7 @@ def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> 
                     "user needs an input and a target (its last line)"
                 )
     table = vocab.build_vocab(vocab.count_items(pairs["train"]["item"].combine_chunks()))
+    shown.stage_done("vocabulary", f"{table.num_rows:,} items")
     stage = storage.staging_uri(config.out)
     splits: dict[str, SplitOutput] = {}
     unknown: dict[str, int] = {}
@@ -149,6 +164,7 @@ def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> 
             if counts["unknown"]:
                 unknown[name] = counts["unknown"]
             dropped += counts["unknown_target"]
+            shown.task("write_splits", len(splits), len(SPLITS), f"{name} {rows.num_rows:,} rows")
         rows_in = sum(t.num_rows for t in pairs.values())
         manifest = Manifest(
             created_unix_s=round(time.time(), 3),
@@ -186,4 +202,5 @@ def prepare_presplit(config: PrepareConfig, options: storage.StorageOptions) -> 
     except BaseException:
         storage.delete_tree(stage, options)
         raise
+    shown.stage_done("commit", config.out)
     return manifest.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})

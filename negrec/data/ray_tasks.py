@@ -32,10 +32,14 @@ def _outcome(function: Callable[[Payload], Result], payload: Payload) -> bytes:
 
 
 def run_tasks(
-    function: Callable[[Payload], Result], payloads: Sequence[Payload], name: str
+    function: Callable[[Payload], Result],
+    payloads: Sequence[Payload],
+    name: str,
+    on_result: Callable[[int, Result], None] | None = None,
 ) -> list[Result]:
     """``[function(p) for p in payloads]``, one Ray Data task each, results in order;
-    ``name`` labels the stage.
+    ``name`` labels the stage. ``on_result(done, result)`` runs in this process as each
+    successful result arrives (in the order they finish), for a progress display.
 
     A ``NegrecError`` raised by a task (bad input row, missing file) is raised again
     here as itself, so the CLI reports it as the user's error, not as a crash; when
@@ -53,14 +57,15 @@ def run_tasks(
         return {"index": batch["index"], "result": np.array(results, dtype=object)}
 
     apply.__name__ = apply.__qualname__ = name  # labels the stage in progress and logs
-    rows = (
-        ray.data.from_items(
-            [{"index": i} for i in range(len(items))], override_num_blocks=len(items)
-        )
-        .map_batches(apply, batch_size=1, zero_copy_batch=True)
-        .take_all()
-    )
-    outcomes = [pickle.loads(row["result"]) for row in sorted(rows, key=lambda r: int(r["index"]))]
+    rows = ray.data.from_items(
+        [{"index": i} for i in range(len(items))], override_num_blocks=len(items)
+    ).map_batches(apply, batch_size=1, zero_copy_batch=True)
+    by_index: dict[int, tuple[bool, Result | str]] = {}
+    for row in rows.iter_rows():  # streamed: each result as its task finishes
+        ok, value = by_index[int(row["index"])] = pickle.loads(row["result"])
+        if ok and on_result is not None:
+            on_result(len(by_index), value)
+    outcomes = [by_index[i] for i in range(len(items))]
     for ok, value in outcomes:
         if not ok:
             raise NegrecError(value)

@@ -23,6 +23,7 @@ from negrec.data.actions import default_mapping_text
 from negrec.data.formats import format_names
 from negrec.data.preparation import prepare
 from negrec.data.prepare_config import load_prepare_config
+from negrec.runtime import quiet_ray_requested
 from negrec.storage import uri_argument
 
 EPILOG = (
@@ -77,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
     flags = {"events": args.events, "out": args.out}
     flags.update({k: v for k, v in (("format", args.format), ("actions", args.actions)) if v})
     config = load_prepare_config(args.config, args.set, flags)
-    manifest = prepare(config)
+    manifest = prepare(config, progress=quiet_ray_requested())
     print(manifest.summary_line())
     print(manifest.dropped_line())
     if args.json:
