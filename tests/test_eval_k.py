@@ -75,8 +75,8 @@ def test_a_sweep_at_eval_k_20_trains_checkpoints_tunes_and_promotes_on_ndcg_at_2
     assert saved.state.best_ndcg == pytest.approx(best)
 
     promoted = promotion.run(sweep="k20", tracking_uri=uri)
-    assert promoted["k"] == K and promoted["promoted"]
-    version = client.get_model_version(promoted["model_name"], promoted["version"])
+    assert promoted.k == K and promoted.promoted
+    version = client.get_model_version(promoted.model_name, promoted.version)
     score = registry.version_metric(version, metrics.ndcg(K))
-    assert score == pytest.approx(promoted[f"test_{metrics.ndcg(K)}"])
+    assert score == pytest.approx(promoted.test[metrics.ndcg(K)])
     assert tags.test_metric(metrics.ndcg(10)) not in version.tags

@@ -1,7 +1,9 @@
-"""Ranking and negative-feedback metrics against hand-computed values."""
+"""Ranking and negative-feedback metrics against hand-computed values, and the flat JSON
+of a checkpoint's evaluation."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -17,6 +19,7 @@ from negrec.evaluation import (
     responsiveness,
     target_ranks,
 )
+from negrec.evaluation.checkpoint_metrics import EvaluationResult
 
 INF = float("-inf")
 
@@ -160,3 +163,49 @@ def test_responsiveness_supports_multi_cluster_membership() -> None:
     result = responsiveness(top_k_fn, torch.tensor([[1]]), torch.tensor([[0]]), membership)
     assert result["share_positive"] == pytest.approx(0.5)  # item 2 shares genre 0 with item 1
     assert result["responsiveness"] == pytest.approx(-1.0)
+
+
+RANKED = ["mrr", "recall@1", "ndcg@1", "recall@10", "ndcg@10"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "middle", "last"),
+    [
+        ({}, [], []),
+        (
+            {
+                "unknown_to_model": {"target": 2, "input": 5, "heldout_rejected": 1},
+                "negative_inputs_left_out": 3,
+                "share_positive": 0.5,
+                "share_negative": 0.0,  # a result, not an absence: it stays
+                "responsiveness": -1.0,
+            },
+            [
+                "unknown_to_model_target",
+                "unknown_to_model_input",
+                "unknown_to_model_heldout_rejected",
+                "negative_inputs_left_out",
+            ],
+            ["share_positive", "share_negative", "responsiveness"],
+        ),
+    ],
+    ids=["same-vocabulary", "translated-and-responsive"],
+)
+def test_evaluation_result_round_trips_through_its_flat_json(
+    extra: dict, middle: list[str], last: list[str]
+) -> None:
+    """``negrec evaluate --json`` keeps the flat keys, in their order, that the
+    benchmarks parse and store; the model reads them back."""
+    result = EvaluationResult(
+        split="test",
+        k=10,
+        rows=40,
+        metrics={name: 0.1 * n for n, name in enumerate(RANKED, 1)},
+        popular={"mrr": 0.1, "ndcg@10": 0.15},
+        **extra,
+    )
+    flat = result.model_dump()
+    expected = ["split", "k", "rows", *middle, *RANKED, "popular_mrr", "popular_ndcg@10", *last]
+    assert list(flat) == expected
+    assert EvaluationResult.model_validate(flat) == result
+    assert EvaluationResult.model_validate_json(json.dumps(flat)) == result

@@ -49,6 +49,38 @@ def test_decision_needs_a_strictly_better_score_or_force() -> None:
     assert not refused.promote and "unknown" in refused.reason
 
 
+@pytest.mark.parametrize("previous", [0.25, None], ids=["over-a-champion", "first-champion"])
+def test_promotion_result_round_trips_through_its_flat_json(previous: float | None) -> None:
+    """``negrec promote --json`` names the scores with their cut-off, as it always did."""
+    result = promotion.PromotionResult(
+        model_name="negrec",
+        version="2",
+        model_uri="models:/negrec/2",
+        promoted=True,
+        forced=False,
+        decision="version 2 beats the champion",
+        champion_version="2",
+        previous_champion_version=None if previous is None else "1",
+        k=20,
+        previous_champion_test=previous,
+        test={"ndcg@20": 0.3, "recall@20": 0.5},
+        checkpoint="s3://bucket/runs/ckpt",
+        data="s3://bucket/prepared",
+        mlflow_run_id="0123abcd",
+        tracking_uri="sqlite:///mlflow.db",
+    )
+    flat = result.model_dump()
+    assert list(flat) == [
+        *("model_name", "version", "model_uri", "promoted", "forced", "decision"),
+        *("champion_version", "previous_champion_version", "k"),
+        *("previous_champion_test_ndcg@20", "test_ndcg@20", "test_recall@20"),
+        *("checkpoint", "data", "mlflow_run_id", "tracking_uri"),
+    ]
+    assert flat["previous_champion_test_ndcg@20"] == previous
+    assert promotion.PromotionResult.model_validate(flat) == result
+    assert promotion.PromotionResult.model_validate_json(json.dumps(flat)) == result
+
+
 def test_missing_or_damaged_checkpoint_is_refused_before_compute(
     saved: Checkpoints, tmp_path: Path, no_compute: None
 ) -> None:
@@ -111,7 +143,7 @@ def test_champion_moves_only_to_a_better_version_or_with_force(
 ) -> None:
     uri = sqlite_store(tmp_path, tmp_path_factory)
     first = promotion.run(saved.bad, tracking_uri=uri)
-    assert first["promoted"] and first["version"] == "1" and _champion(uri) == "1"
+    assert first.promoted and first.version == "1" and _champion(uri) == "1"
 
     # The good checkpoint arrives as the best of a sweep (tags as `negrec tune` sets them).
     client = tracking.client(uri)
@@ -121,18 +153,18 @@ def test_champion_moves_only_to_a_better_version_or_with_force(
     latest = client.create_run(exp, start_time=2, tags={tags.SWEEP_NAME: "s1"})
     client.set_tag(latest.info.run_id, tags.BEST_CHECKPOINT_URI, saved.good)
     better = promotion.run(sweep="s1", tracking_uri=uri)
-    assert better["checkpoint"] == saved.good
-    assert better["test_ndcg@10"] > first["test_ndcg@10"]
-    assert better["promoted"] and _champion(uri) == better["version"] == "2"
-    assert better["previous_champion_version"] == "1"
+    assert better.checkpoint == saved.good
+    assert better.test["ndcg@10"] > first.test["ndcg@10"]
+    assert better.promoted and _champion(uri) == better.version == "2"
+    assert better.previous_champion_version == "1"
     version_tags = client.get_model_version("negrec", "2").tags
-    assert float(version_tags[tags.test_metric("ndcg@10")]) == better["test_ndcg@10"]
-    assert float(version_tags[tags.test_metric("recall@10")]) == better["test_recall@10"]
+    assert float(version_tags[tags.test_metric("ndcg@10")]) == better.test["ndcg@10"]
+    assert float(version_tags[tags.test_metric("recall@10")]) == better.test["recall@10"]
 
     worse = promotion.run(saved.bad, tracking_uri=uri)
-    assert worse["version"] == "3" and not worse["promoted"]
-    assert _champion(uri) == "2" and worse["champion_version"] == "2"
-    assert "does not beat the champion" in worse["decision"]
+    assert worse.version == "3" and not worse.promoted
+    assert _champion(uri) == "2" and worse.champion_version == "2"
+    assert "does not beat the champion" in worse.decision
 
     capsys.readouterr()
     code = cli.main(

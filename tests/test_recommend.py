@@ -33,7 +33,7 @@ def saved(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> Chec
 def champion(saved: Checkpoints, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry whose champion is the trained checkpoint; returns its tracking URI."""
     uri = sqlite_store(tmp_path_factory.mktemp("registry"), tmp_path_factory)
-    assert promotion.run(saved.good, tracking_uri=uri)["promoted"]
+    assert promotion.run(saved.good, tracking_uri=uri).promoted
     return uri
 
 

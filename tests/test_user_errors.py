@@ -292,14 +292,16 @@ def test_evaluate_scores_a_positives_only_model_on_action_aware_data(
     )
     checkpoint.save(saved, tmp_path / "ckpt")
     own = evaluate_checkpoint(str(tmp_path / "ckpt"))
-    assert not any(key.startswith("unknown_to_model") for key in own)
+    assert own.unknown_to_model == {}
+    assert not any(key.startswith("unknown_to_model") for key in own.model_dump())
     other = evaluate_checkpoint(str(tmp_path / "ckpt"), str(with_rejected))
     test_rows = load_prepared(str(with_rejected)).manifest.splits["test"].rows
-    assert other["rows"] + other["unknown_to_model_target"] == test_rows
-    assert other["unknown_to_model_input"] > 0  # items only ever rejected
-    assert other["negative_inputs_left_out"] > 0  # the model cannot take a rejection
-    assert "negative_inputs_left_out" not in own
-    assert 0.0 <= other["rejected_in_top10"] <= 1.0
+    assert other.rows + other.unknown_to_model["target"] == test_rows
+    assert other.unknown_to_model["input"] > 0  # items only ever rejected
+    assert other.negative_inputs_left_out > 0  # the model cannot take a rejection
+    assert own.negative_inputs_left_out == 0
+    assert "negative_inputs_left_out" not in own.model_dump()
+    assert 0.0 <= other.metrics["rejected_in_top10"] <= 1.0
     assert (
         cli.main(["evaluate", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(with_rejected)])
         == 0

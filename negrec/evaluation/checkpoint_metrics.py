@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from negrec import checkpoint, storage
 from negrec.data.files import read_parquet
@@ -34,8 +35,70 @@ from negrec.errors import NegrecError
 from negrec.evaluation import evaluate, model_scorer, popularity_scorer, responsiveness
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.model.scoring import top_k
+from negrec.strict import FrozenModel
 
 RESPONSIVENESS_USERS = 1000
+
+# The dict fields of EvaluationResult and the prefix of their keys in the flat JSON; the
+# metrics, unprefixed, come last so that reading the JSON back tries the others first.
+_PREFIXES = {"unknown_to_model": "unknown_to_model_", "popular": "popular_", "metrics": ""}
+
+
+class EvaluationResult(FrozenModel):
+    """What :func:`evaluate_checkpoint` returns and ``negrec evaluate --json`` prints.
+
+    The JSON is flat, as it always was (the benchmarks parse it and keep it in their
+    results): the metrics are top-level keys (``ndcg@10``, ``mrr``, ...), the baseline's
+    are ``popular_<name>`` and what the model does not know ``unknown_to_model_<what>``;
+    ``negative_inputs_left_out`` and the responsiveness keys appear only when there is
+    something to report. Here each group is a field, so that no field name depends on
+    ``k``.
+    """
+
+    split: str
+    k: int
+    rows: int
+    """Rows evaluated: the split's users whose target the model knows."""
+    unknown_to_model: dict[str, int] = Field(default_factory=dict)
+    """Left out because the model does not know them: ``target`` (rows), ``input`` and
+    ``heldout_rejected`` (items). Empty when the data is indexed like the model's."""
+    negative_inputs_left_out: int = Field(0, exclude_if=lambda count: count == 0)
+    """Rejected interactions left out of the inputs of a model trained without actions."""
+    metrics: dict[str, float]
+    """``negrec.metrics`` keys: ``mrr``, ``recall@k``, ``ndcg@k`` (and at 1), and
+    ``rejected_in_top{k}`` when the split holds rejected items."""
+    popular: dict[str, float]
+    """The same metrics of the most-popular baseline on the same rows."""
+    share_positive: float | None = Field(None, exclude_if=lambda value: value is None)
+    share_negative: float | None = Field(None, exclude_if=lambda value: value is None)
+    responsiveness: float | None = Field(None, exclude_if=lambda value: value is None)
+    """:func:`negrec.evaluation.responsiveness` with the two shares it compares: only for
+    an action-aware model on data whose items carry clusters."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group(cls, values: Any) -> Any:
+        """The flat JSON form back into the model: prefixed keys into their fields."""
+        if not isinstance(values, dict) or "metrics" in values:
+            return values
+        grouped: dict[str, Any] = {field: {} for field in _PREFIXES}
+        for key, value in values.items():
+            if key in cls.model_fields:
+                grouped[key] = value
+                continue
+            field, prefix = next((f, p) for f, p in _PREFIXES.items() if key.startswith(p))
+            grouped[field][key.removeprefix(prefix)] = value
+        return grouped
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for key, value in handler(self).items():
+            if key in _PREFIXES:
+                flat |= {f"{_PREFIXES[key]}{name}": item for name, item in value.items()}
+            else:
+                flat[key] = value
+        return flat
 
 
 def _responsiveness(
@@ -110,10 +173,10 @@ def _model_view(saved: checkpoint.Checkpoint, prepared: PreparedData, split: str
 
 def evaluate_checkpoint(
     checkpoint_uri: str, data_uri: str | None = None, split: str = "test", k: int | None = None
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Metrics of the checkpoint's best weights on a split of the prepared data. Data
     prepared with another vocabulary is matched to the model's through original item
-    ids; what the model does not know is left out and counted (``unknown_to_model_*``),
+    ids; what the model does not know is left out and counted (``unknown_to_model``),
     and so are the rejected interactions in the inputs of a model trained without
     actions, which cannot take them (``negative_inputs_left_out``)."""
     saved = checkpoint.load(checkpoint_uri)
@@ -130,15 +193,16 @@ def evaluate_checkpoint(
     popular = evaluate(
         popularity_scorer(view.counts), eval_batches(view.rows, size, max_len), ks, rejected_k=k
     )
-    result: dict[str, Any] = {
-        "split": split,
-        "k": k,
-        "rows": int(ours.ranking.count),
-        **{f"unknown_to_model_{name}": count for name, count in view.unknown.items()},
-        **({"negative_inputs_left_out": view.negative_inputs} if view.negative_inputs else {}),
-        **ours.metrics(),
-        **{f"popular_{name}": value for name, value in popular.metrics().items()},
-    }
+    responsive: dict[str, float] = {}
     if view.clusters is not None and saved.config.model.num_actions > 1:
-        result.update(_responsiveness(model, view.rows, k, view.clusters))
-    return result
+        responsive = _responsiveness(model, view.rows, k, view.clusters)
+    return EvaluationResult(
+        split=split,
+        k=k,
+        rows=int(ours.ranking.count),
+        unknown_to_model=view.unknown,
+        negative_inputs_left_out=view.negative_inputs,
+        metrics=ours.metrics(),
+        popular=popular.metrics(),
+        **responsive,
+    )

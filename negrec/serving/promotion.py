@@ -13,12 +13,82 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from negrec import metrics, registry, storage, tags, tracking
 from negrec.errors import NegrecError
+from negrec.strict import FrozenModel
+
+if TYPE_CHECKING:  # the evaluation imports torch: only run() needs it
+    from negrec.evaluation.checkpoint_metrics import EvaluationResult
 
 MODEL_ARTIFACT = "model"
+TEST_PREFIX = "test_"
+PREVIOUS_PREFIX = "previous_champion_test_"
+
+
+class PromotionResult(FrozenModel):
+    """What :func:`run` returns and ``negrec promote --json`` prints.
+
+    The JSON names the test metrics with their cut-off (``test_ndcg@10``,
+    ``test_recall@10``, ``previous_champion_test_ndcg@10``), as it always did; here they
+    are ``test`` and ``previous_champion_test``, so that no field name depends on ``k``.
+    """
+
+    model_name: str
+    version: str
+    model_uri: str
+    """``models:/NAME/VERSION`` of the version just registered."""
+    promoted: bool
+    """Whether the ``champion`` alias moved to it."""
+    forced: bool
+    decision: str
+    """Why it moved or not, as printed."""
+    champion_version: str | None
+    previous_champion_version: str | None
+    k: int
+    """The cut-off of the test metrics (``train.eval_k``)."""
+    previous_champion_test: float | None
+    """The previous champion's test NDCG@k (None: no champion, or it carries no score)."""
+    test: dict[str, float]
+    """This version's test NDCG@k and Recall@k (``negrec.metrics.reported``), as tagged."""
+    checkpoint: str
+    data: str
+    mlflow_run_id: str
+    """The MLflow run that logged the model."""
+    tracking_uri: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unspell_k(cls, values: Any) -> Any:
+        """The flat JSON form back into the model: ``test_*`` into ``test``, the
+        champion's score under its plain name."""
+        if not isinstance(values, dict) or "test" in values:
+            return values
+        previous = f"{PREVIOUS_PREFIX}{metrics.ndcg(values.get('k'))}"
+        grouped: dict[str, Any] = {"test": {}}
+        for key, value in values.items():
+            if key == previous:
+                grouped["previous_champion_test"] = value
+            elif key.startswith(TEST_PREFIX):
+                grouped["test"][key.removeprefix(TEST_PREFIX)] = value
+            else:
+                grouped[key] = value
+        return grouped
+
+    @model_serializer(mode="wrap")
+    def _spell_k(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for key, value in handler(self).items():
+            if key == "previous_champion_test":
+                flat[f"{PREVIOUS_PREFIX}{metrics.ndcg(self.k)}"] = value
+            elif key == "test":
+                flat |= {f"{TEST_PREFIX}{name}": score for name, score in value.items()}
+            else:
+                flat[key] = value
+        return flat
 
 
 def sweep_checkpoint(uri: str, sweep: str) -> str:
@@ -105,8 +175,8 @@ def run(
     tracking_uri: str | None = None,
     data_uri: str | None = None,
     experiment: str = tracking.DEFAULT_EXPERIMENT,
-    test_metrics: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    test_metrics: EvaluationResult | None = None,
+) -> PromotionResult:
     """Evaluate, log, register; move ``champion`` if better (or forced). Returns a summary.
 
     ``test_metrics``: the checkpoint's test metrics on ``data_uri`` when the caller has
@@ -131,10 +201,12 @@ def run(
             f"{saved.num_items}: pass the --data the checkpoint was trained on"
         )
 
-    scores = test_metrics or evaluate_checkpoint(checkpoint_uri, data_uri, split="test")
-    k = int(scores["k"])
-    reported = metrics.reported(k)
-    ranking = reported[0]
+    scores = test_metrics
+    if scores is None:
+        scores = evaluate_checkpoint(checkpoint_uri, data_uri, split="test")
+    k = scores.k
+    test = {name: scores.metrics[name] for name in metrics.reported(k)}
+    ranking = metrics.ndcg(k)
     provenance = {
         tags.CHECKPOINT_URI: storage.redact(checkpoint_uri),
         tags.DATA_URI: storage.redact(data_uri),
@@ -147,33 +219,33 @@ def run(
             f"promote-{model_name}",
             model_dir,
             tracking.flatten(saved.config.model_dump()),
-            {f"test_{key}": v for key, v in scores.items() if isinstance(v, float)},
+            {f"test_{key}": v for key, v in scores.model_dump().items() if isinstance(v, float)},
             provenance,
         )
     client = tracking.client(uri)
     current = registry.champion(client, model_name)
-    scored = {tags.test_metric(m): repr(float(scores[m])) for m in reported}
+    scored = {tags.test_metric(name): repr(score) for name, score in test.items()}
     version = registry.register(client, model_name, source, run_id, {**scored, **provenance})
-    decision = decide(float(scores[ranking]), version, current, force, k)
+    decision = decide(test[ranking], version, current, force, k)
     if decision.promote:
         client.set_registered_model_alias(model_name, registry.CHAMPION, version)
     previous = None if current is None else str(current.version)
-    return {
-        "model_name": model_name,
-        "version": version,
-        "model_uri": f"models:/{model_name}/{version}",
-        "promoted": decision.promote,
-        "forced": force,
-        "decision": decision.reason,
-        "champion_version": version if decision.promote else previous,
-        "previous_champion_version": previous,
-        "k": k,
-        f"previous_champion_test_{ranking}": (
+    return PromotionResult(
+        model_name=model_name,
+        version=version,
+        model_uri=f"models:/{model_name}/{version}",
+        promoted=decision.promote,
+        forced=force,
+        decision=decision.reason,
+        champion_version=version if decision.promote else previous,
+        previous_champion_version=previous,
+        k=k,
+        previous_champion_test=(
             None if current is None else registry.version_metric(current, ranking)
         ),
-        **{f"test_{m}": float(scores[m]) for m in reported},
-        "checkpoint": storage.redact(checkpoint_uri),
-        "data": storage.redact(data_uri),
-        "mlflow_run_id": run_id,
-        "tracking_uri": storage.redact(uri),
-    }
+        test=test,
+        checkpoint=storage.redact(checkpoint_uri),
+        data=storage.redact(data_uri),
+        mlflow_run_id=run_id,
+        tracking_uri=storage.redact(uri),
+    )

@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from negrec import metrics
 from negrec.workflow.pipeline import PipelineConfig, default, run
+
+if TYPE_CHECKING:
+    from negrec.workflow.summary import PipelineSummary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,33 +47,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
 
 
-def _report(summary: dict[str, Any], workdir: Path) -> str:
-    test = summary["test"]
-    k = test["k"]
+def _report(summary: PipelineSummary, workdir: Path) -> str:
+    test = summary.test
+    k = test.k
     ndcg = metrics.ndcg(k)
     shown = (metrics.recall(k), ndcg, metrics.MRR, metrics.rejected_in_top(k))
     rows = [f"{'metric':<20} {'negrec':>8} {'most-popular':>13}"]
     for name in shown:
-        if name in test:
-            baseline = test.get(f"popular_{name}", float("nan"))
-            rows.append(f"{name:<20} {test[name]:>8.4f} {baseline:>13.4f}")
-    if "responsiveness" in test:
-        rows.append(f"{'responsiveness':<20} {test['responsiveness']:>+8.1%}")
-    verdict = "beats" if test[ndcg] > test.get(f"popular_{ndcg}", float("inf")) else "does NOT beat"
+        if name in test.metrics:
+            baseline = test.popular.get(name, float("nan"))
+            rows.append(f"{name:<20} {test.metrics[name]:>8.4f} {baseline:>13.4f}")
+    if test.responsiveness is not None:
+        rows.append(f"{'responsiveness':<20} {test.responsiveness:>+8.1%}")
+    beaten = test.metrics[ndcg] > test.popular.get(ndcg, float("inf"))
+    verdict = "beats" if beaten else "does NOT beat"
     db = workdir / "mlflow.db"
     return "\n".join(
         [
             "",
-            f"negrec demo: done ({test['rows']} held-out test users)",
+            f"negrec demo: done ({test.rows} held-out test users)",
             *rows,
             f"negrec {verdict} the most-popular baseline on NDCG@{k}.",
-            f"checkpoint: {summary['checkpoint']}",
-            f"learning curve (val NDCG@{k}, training loss): {summary['learning_curve']}",
-            f"registry:   {summary['promote']['decision']}",
-            f"sample user history: {summary['sample']['history']}",
-            f"  recommended (top {k}): {' '.join(map(str, summary['sample']['recommended']))}",
+            f"checkpoint: {summary.checkpoint}",
+            f"learning curve (val NDCG@{k}, training loss): {summary.learning_curve}",
+            f"registry:   {summary.promote.decision}",
+            f"sample user history: {summary.sample.history}",
+            f"  recommended (top {k}): {' '.join(map(str, summary.sample.recommended))}",
             "timings (s): "
-            + ", ".join(f"{key[:-2]} {v}" for key, v in summary.items() if key.endswith("_s")),
+            + ", ".join(f"{step} {seconds}" for step, seconds in summary.timings().items()),
             f"MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} \\",
             "              --host 127.0.0.1 --port 5000   (then open http://127.0.0.1:5000)",
         ]
@@ -93,5 +97,5 @@ def main(args: argparse.Namespace) -> int:
     )
     print(_report(summary, workdir))
     if args.json:
-        print(json.dumps(summary, default=str))
+        print(json.dumps(summary.model_dump(), default=str))
     return 0

@@ -1,7 +1,8 @@
 """``negrec evaluate``: ranking and negative-feedback metrics of a checkpoint.
 
 The metrics are :func:`negrec.evaluation.checkpoint_metrics.evaluate_checkpoint`;
-this module parses the command line and prints them as a table.
+this module parses the command line and prints them as a table, in the flat form of
+:class:`~negrec.evaluation.checkpoint_metrics.EvaluationResult` that ``--json`` prints.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.k)
-    width = max(len(key) for key in result)
-    for key, value in result.items():
+    flat = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.k).model_dump()
+    width = max(len(key) for key in flat)
+    for key, value in flat.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(flat))
     return 0

@@ -55,5 +55,5 @@ def main(args: argparse.Namespace) -> int:
         )
     )
     if args.json:
-        print(json.dumps(summary, default=str))
+        print(json.dumps(summary.model_dump(), default=str))
     return 0

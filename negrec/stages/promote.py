@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from negrec import metrics, registry, storage, tracking
+from negrec import registry, storage, tracking
 from negrec.serving.promotion import run
 
 
@@ -44,14 +44,11 @@ def main(args: argparse.Namespace) -> int:
         args.experiment,
     )
     print(
-        f"negrec promote: registered {summary['model_uri']} (test "
-        + ", ".join(
-            f"{name} {summary[f'test_{name}']:.4f}" for name in metrics.reported(summary["k"])
-        )
+        f"negrec promote: registered {summary.model_uri} (test "
+        + ", ".join(f"{name} {score:.4f}" for name, score in summary.test.items())
         + ")\n"
-        f"  {'champion moved' if summary['promoted'] else 'champion kept'}: "
-        f"{summary['decision']}"
+        f"  {'champion moved' if summary.promoted else 'champion kept'}: {summary.decision}"
     )
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary.model_dump()))
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -21,6 +21,9 @@ from negrec.action_codes import NEGATIVE
 from negrec.config import load_config
 from negrec.console import clip
 from negrec.strict import StrictModel
+
+if TYPE_CHECKING:
+    from negrec.workflow.summary import PipelineSummary
 
 DEMO_CONFIG = recipes.recipe_path("demo")
 
@@ -66,7 +69,7 @@ def _timed(log: Step, title: str) -> Callable[[], float]:
     return lambda: time.perf_counter() - start
 
 
-def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
+def run(config: PipelineConfig, log: Step = print) -> PipelineSummary:
     """Run every step, skipping those whose committed output exists; returns a summary."""
     from negrec import registry
     from negrec.data import generated_log
@@ -79,6 +82,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     from negrec.serving.api import recommend
     from negrec.tuning import driver
     from negrec.tuning.preset import load_plan
+    from negrec.workflow.summary import PipelineSummary, Sample
 
     # A bad preset or training config fails here, before minutes of generate and prepare.
     if config.preset:
@@ -86,7 +90,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
         train_config = None
     else:
         train_config = load_config(config.train_config or DEMO_CONFIG, config.overrides)
-    summary: dict[str, Any] = {"root": config.root}
+    seconds: dict[str, float] = {}  # the summary's <step>_s fields, as the steps end
 
     def say(line: str) -> None:
         log(clip(line))  # every line within the console's width
@@ -110,7 +114,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
                     seed=config.seed,
                 )
             )
-        summary["generate_s"] = round(elapsed(), 1)
+        seconds["generate_s"] = round(elapsed(), 1)
 
     prepared = storage.join(config.root, "prepared")
     elapsed = _timed(
@@ -121,7 +125,7 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
     else:
         manifest = prepare(PrepareConfig(events=events, out=prepared, format=config.format))
         say(f"   {manifest.summary_line().replace(prepared, _short(prepared, config.root))}")
-    summary["prepare_s"] = round(elapsed(), 1)
+    seconds["prepare_s"] = round(elapsed(), 1)
 
     if config.preset:
         elapsed = _timed(say, f"tune (Ray Tune, preset {config.preset})")
@@ -134,10 +138,9 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
                 tracking_uri=config.tracking_uri,
             )
         )
-        best = swept.best_checkpoint
-        summary.update(tune_s=round(elapsed(), 1), sweep=swept.model_dump(mode="json")["stages"])
-        summary["learning_curve"] = swept.learning_curve
-        summary["mlflow_run_id"] = swept.mlflow_run_id
+        seconds["tune_s"] = round(elapsed(), 1)
+        best, run_id, curve = swept.best_checkpoint, swept.mlflow_run_id, swept.learning_curve
+        sweep = swept.model_dump(mode="json")["stages"]
     else:
         elapsed = _timed(say, f"train (Ray Train, {config.workers} workers)")
         job = trainer.TrainJob(
@@ -149,34 +152,37 @@ def run(config: PipelineConfig, log: Step = print) -> dict[str, Any]:
             tracking_uri=config.tracking_uri,
         )
         trained = trainer.run(job)
-        best = trained.checkpoint
-        summary.update(train_s=round(elapsed(), 1), mlflow_run_id=trained.mlflow_run_id)
-        summary["learning_curve"] = trained.learning_curve
-    summary["checkpoint"] = best
+        seconds["train_s"] = round(elapsed(), 1)
+        best, run_id, curve = trained.checkpoint, trained.mlflow_run_id, trained.learning_curve
+        sweep = None
 
     elapsed = _timed(say, "evaluate on the test split")
-    summary["test"] = evaluate_checkpoint(best, prepared, "test")
-    k = summary["test"]["k"]
-    summary["evaluate_s"] = round(elapsed(), 1)
+    test = evaluate_checkpoint(best, prepared, "test")
+    seconds["evaluate_s"] = round(elapsed(), 1)
 
     elapsed = _timed(say, "promote to the MLflow registry")
     promoted = promotion.run(
-        checkpoint_uri=best,
-        tracking_uri=config.tracking_uri,
-        data_uri=prepared,
-        test_metrics=summary["test"],
+        checkpoint_uri=best, tracking_uri=config.tracking_uri, data_uri=prepared, test_metrics=test
     )
-    say(f"   {promoted['decision']}")
-    summary["promote"] = promoted
-    summary["promote_s"] = round(elapsed(), 1)
+    say(f"   {promoted.decision}")
+    seconds["promote_s"] = round(elapsed(), 1)
 
     champion = f"models:/{registry.DEFAULT_MODEL_NAME}@{registry.CHAMPION}"
     elapsed = _timed(say, f"recommend for a sample user with {champion}")
     history = sample_history(prepared)
-    top = recommend(champion, history, k=k, tracking_uri=config.tracking_uri)[0]
-    summary["sample"] = {"history": history, "recommended": top.items, "scores": top.scores}
-    summary["recommend_s"] = round(elapsed(), 1)
-    return summary
+    top = recommend(champion, history, k=test.k, tracking_uri=config.tracking_uri)[0]
+    seconds["recommend_s"] = round(elapsed(), 1)
+    return PipelineSummary(
+        root=config.root,
+        sweep=sweep,
+        mlflow_run_id=run_id,
+        learning_curve=curve,
+        checkpoint=best,
+        test=test,
+        promote=promoted,
+        sample=Sample(history=history, recommended=top.items, scores=top.scores),
+        **seconds,
+    )
 
 
 def sample_history(prepared_uri: str, length: int = 8) -> str:
