@@ -94,6 +94,20 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int = Field(512, ge=1)
     lr: float = Field(1e-3, gt=0.0)
+    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+        "constant",
+        description="After warm-up: lr throughout, or a cosine / linear decay to "
+        "lr * min_lr_ratio that ends at decay_steps (negrec/training/lr_schedule.py).",
+    )
+    warmup_steps: int = Field(
+        0, ge=0, description="Optimiser steps of linear warm-up from lr / warmup_steps to lr."
+    )
+    decay_steps: int | None = Field(
+        None, ge=1, description="cosine / linear: the optimiser step at which the decay ends."
+    )
+    min_lr_ratio: float = Field(
+        0.0, ge=0.0, le=1.0, description="The decay's floor, as a fraction of lr."
+    )
     weight_decay: float = Field(0.0, ge=0.0)
     optimizer: Literal["adam", "adamw"] = "adam"
     grad_clip: float | None = Field(1.0, gt=0.0, description="Max gradient norm; null = off.")
@@ -122,6 +136,19 @@ class TrainConfig(StrictModel):
         description="Training matmuls in bf16 autocast or float32; auto = bf16 where the "
         "device has native bf16 matrix units (CUDA, CPUs with AMX), else fp32.",
     )
+
+    @model_validator(mode="after")
+    def _decay_has_an_end(self) -> TrainConfig:
+        if self.lr_schedule != "constant" and self.decay_steps is None:
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule} needs decay_steps (the optimiser step at "
+                "which the decay ends), e.g. train.decay_steps=5000"
+            )
+        if self.decay_steps is not None and self.decay_steps <= self.warmup_steps:
+            raise ValueError(
+                f"decay_steps={self.decay_steps} must be above warmup_steps={self.warmup_steps}"
+            )
+        return self
 
 
 class NegrecConfig(StrictModel):

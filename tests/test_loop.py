@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from negrec.checkpoint import TrainState
@@ -133,7 +134,14 @@ class Snapshots(LoopHooks):
         self.weights.append(copy.deepcopy(self.model.state_dict()))
 
 
-def test_resume_after_epoch_two_matches_an_uninterrupted_run() -> None:
+@pytest.mark.parametrize(
+    "schedule",
+    [{}, {"lr_schedule": "cosine", "warmup_steps": 2, "decay_steps": 15}],
+    ids=["constant-lr", "cosine-lr"],
+)
+def test_resume_after_epoch_two_matches_an_uninterrupted_run(schedule: dict) -> None:
+    """Bit for bit, with a learning-rate schedule too (its rate is a function of the
+    step the checkpoint keeps)."""
     train_items, train_actions, val = _data()
 
     def batches(epoch: int):
@@ -146,13 +154,13 @@ def test_resume_after_epoch_two_matches_an_uninterrupted_run() -> None:
         result = train(model, batches, lambda: [val], config, hooks=hooks, resume=resume)
         return model, result
 
-    three_epochs = _config(max_epochs=3, patience=5)
+    three_epochs = _config(max_epochs=3, patience=5, **schedule)
     straight, straight_result = run(three_epochs)
 
     torch.manual_seed(three_epochs.train.seed)
     first = ActionAwareGSASRec(NUM_ITEMS, three_epochs.model)
     snapshots = Snapshots(first)
-    run(_config(max_epochs=2, patience=5), model=first, hooks=snapshots)
+    run(_config(max_epochs=2, patience=5, **schedule), model=first, hooks=snapshots)
 
     resumed = ActionAwareGSASRec(NUM_ITEMS, three_epochs.model)
     resumed.load_state_dict(snapshots.weights[-1])

@@ -21,6 +21,7 @@ from negrec.config import NegrecConfig, TrainConfig
 from negrec.evaluation.batch_metrics import EvaluationSums, evaluate, model_scorer
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.objectives.training_loss import training_loss
+from negrec.training.lr_schedule import set_lr
 from negrec.training.precision import autocast_for
 
 TrainBatches = Callable[[int], Iterable[TrainBatch]]
@@ -154,6 +155,7 @@ def _train_epoch(
         loss.total.backward()
         if config.train.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        set_lr(optimizer, state.step, config.train)
         optimizer.step()
         loss_sum += loss.ranking + config.objective.not_to_recommend_weight * loss.not_to_recommend
         ntr_sum += loss.not_to_recommend
