@@ -54,6 +54,19 @@ VARIANTS = {
         (Variant("cross-entropy, lr 2e-3 (recipe probe)", ML1M, ["train.lr=0.002"]), [0]),
         (
             Variant(
+                "cross-entropy, lr 2e-3 with cosine decay (recipe probe)",
+                ML1M,
+                [
+                    "train.lr=0.002",
+                    "train.lr_schedule=cosine",
+                    "train.warmup_steps=100",
+                    "train.decay_steps=4992",
+                ],
+            ),
+            [0],
+        ),
+        (
+            Variant(
                 "cross-entropy, 2 DDP workers (64 rows each)",
                 ML1M,
                 ["train.batch_size=64"],
