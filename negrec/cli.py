@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "tune": "coarse-then-fine hyperparameter search with ASHA (Ray Tune)",
     "promote": "register a checkpoint in MLflow; move alias 'champion' if it is better",
     "recommend": "top-k items for a history of (item, action)",
+    "score": "top-k for every user of a prepared split, as Parquet (Ray Data)",
     "demo": "the whole pipeline on generated data, locally",
     "pipeline": "events -> prepare -> train -> evaluate on any storage (for ray job submit)",
 }
