@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ JOB_SUBMISSION_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 """Set by ``ray job submit`` for the job's driver: the job has a runtime_env of its own
 (working_dir, often env_vars such as credentials), which one given to ``ray.init``
 would conflict with, so a submitted job keeps Ray's output as the cluster sets it."""
+GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"
+"""The port a head node's GCS listens on, when set as it starts (Ray's own variable)."""
 PACKAGE_DIR = Path(__file__).resolve().parent
 """The negrec package this process imported (this module is at its top level)."""
 QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
@@ -125,18 +128,37 @@ def ensure_ray(log_to_driver: bool = True) -> None:
         DataContext.get_current().use_ray_tqdm = False
 
 
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _start_local(quiet: LoggingConfig | None, log_to_driver: bool) -> None:
-    """A local instance on 127.0.0.1 with planned resources."""
+    """A local instance on 127.0.0.1 with planned resources.
+
+    Its GCS port is chosen here so that the job's workers can be told their own
+    instance's address (``RAY_ADDRESS`` in the job's ``runtime_env``): Ray Train's
+    placement-group cleaner otherwise looks for "the" local instance, and with two on
+    the machine (a benchmark and the demo) it fails, the resources of a sweep's stopped
+    trial are never freed, and the next trial waits for them for ever."""
     import ray
 
-    ray.init(
-        logging_config=quiet,
-        num_cpus=local_cpus(),
-        # The dashboard serves the State API, which Ray Train's placement-group
-        # cleaner polls; without it every run logs "Failed to query ... actor state".
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        log_to_driver=log_to_driver,
-        configure_logging=False,
-        _node_ip_address="127.0.0.1",
-    )
+    port = _free_port()
+    os.environ[GCS_PORT_ENV] = str(port)  # read by the head node as it starts
+    try:
+        ray.init(
+            logging_config=quiet,
+            num_cpus=local_cpus(),
+            # The dashboard serves the State API, which Ray Train's placement-group
+            # cleaner polls; without it every run logs "Failed to query ... actor state".
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            log_to_driver=log_to_driver,
+            configure_logging=False,
+            _node_ip_address="127.0.0.1",
+            runtime_env={"env_vars": {"RAY_ADDRESS": f"127.0.0.1:{port}"}},
+        )
+    finally:
+        os.environ.pop(GCS_PORT_ENV, None)

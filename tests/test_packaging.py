@@ -1,6 +1,6 @@
 """A wheel carries everything negrec reads: recipes, search spaces, presets, mappings;
-installed outside the repository (``tests/wheel.py``), it runs, and a cluster it joins
-runs its code.
+installed outside the repository (``tests/wheel.py``), it runs, a cluster it joins
+runs its code, and an instance it starts tells its workers where it is.
 """
 
 from __future__ import annotations
@@ -147,3 +147,27 @@ def test_a_joined_cluster_runs_the_drivers_installed_code(
     assert shipped != installed  # Ray's copy of the uploaded package, on the node
     preset = Path("recipes", "tuning", "presets", "tiny.yaml")
     assert (shipped / preset).read_bytes() == (installed / preset).read_bytes()
+
+
+def test_a_second_local_instance_tells_its_workers_its_own_address(
+    ray_session: None, wheel: InstalledWheel
+) -> None:
+    """With the test session's instance already on the machine, a stage that starts its
+    own local instance gives its workers that instance's address, so that the State API
+    (which Ray Train's placement-group cleaner asks about stopped trials) answers them
+    instead of failing on "multiple active Ray instances"."""
+    script = (
+        "import os, ray\n"
+        "from negrec.runtime import ensure_ray\n"
+        "ensure_ray()\n"
+        "@ray.remote\n"
+        "def ask():\n"
+        "    from ray.util.state import list_nodes\n"
+        "    return os.environ['RAY_ADDRESS'], len(list_nodes())\n"
+        "address, nodes = ray.get(ask.remote())\n"
+        "print(ray.get_runtime_context().gcs_address.rsplit(':', 1)[1], address, nodes)\n"
+    )
+    env = {k: v for k, v in wheel.env.items() if k != "RAY_ADDRESS"}
+    own_port, address, nodes = run([sys.executable, "-c", script], wheel.outside, env).split()[-3:]
+    assert address == f"127.0.0.1:{own_port}"
+    assert nodes == "1"  # the State API of its own instance answered
