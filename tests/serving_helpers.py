@@ -81,6 +81,15 @@ def sqlite_store(folder: Path, factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
+def registered_champion(saved: Checkpoints, factory: pytest.TempPathFactory) -> str:
+    """A fresh registry whose champion is ``saved.good``; returns its tracking URI."""
+    from negrec.serving import promotion
+
+    uri = sqlite_store(factory.mktemp("registry"), factory)
+    assert promotion.run(saved.good, tracking_uri=uri).promoted
+    return uri
+
+
 def closed_port_uri() -> str:
     """An http URI on 127.0.0.1 where nothing listens."""
     with socket.socket() as probe:

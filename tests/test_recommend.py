@@ -14,10 +14,9 @@ import torch
 from negrec import checkpoint, cli
 from negrec.errors import NegrecError
 from negrec.model.scoring import top_k
-from negrec.serving import promotion
 from negrec.serving.api import recommend
 from negrec.serving.vocabulary import Vocabulary
-from tests.serving_helpers import Checkpoints, checkpoints, closed_port_uri, sqlite_store
+from tests.serving_helpers import Checkpoints, checkpoints, closed_port_uri, registered_champion
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +31,7 @@ def saved(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> Chec
 @pytest.fixture(scope="module")
 def champion(saved: Checkpoints, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry whose champion is the trained checkpoint; returns its tracking URI."""
-    uri = sqlite_store(tmp_path_factory.mktemp("registry"), tmp_path_factory)
-    assert promotion.run(saved.good, tracking_uri=uri).promoted
-    return uri
+    return registered_champion(saved, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

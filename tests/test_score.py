@@ -17,12 +17,11 @@ from pyarrow.fs import FileSelector
 from negrec import cli, storage
 from negrec.data.loaders import list_column, load_prepared, read_split
 from negrec.errors import NegrecError
-from negrec.serving import promotion
 from negrec.serving.api import recommend
 from negrec.serving.batch import MANIFEST, read_score_manifest, score
 from negrec.serving.vocabulary import Vocabulary
 from tests.s3 import S3Server
-from tests.serving_helpers import Checkpoints, checkpoints, sqlite_store
+from tests.serving_helpers import Checkpoints, checkpoints, registered_champion
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +34,7 @@ def saved(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> Chec
 @pytest.fixture(scope="module")
 def champion(saved: Checkpoints, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry whose champion is the trained checkpoint; returns its tracking URI."""
-    uri = sqlite_store(tmp_path_factory.mktemp("registry"), tmp_path_factory)
-    assert promotion.run(saved.good, tracking_uri=uri).promoted
-    return uri
+    return registered_champion(saved, tmp_path_factory)
 
 
 def _inputs(prepared_uri: str, split: str) -> dict[object, list[str]]:
