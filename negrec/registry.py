@@ -10,6 +10,9 @@ uses aliases, not the deprecated stages.
 from __future__ import annotations
 
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,3 +123,25 @@ def register(client: Any, name: str, source: str, run_id: str, version_tags: dic
     return str(
         client.create_model_version(name, source=source, run_id=run_id, tags=version_tags).version
     )
+
+
+@contextmanager
+def downloaded_version(model_uri: str, tracking_uri: str | None) -> Iterator[tuple[Path, str]]:
+    """The files of the registered version ``model_uri`` names (``models:/NAME@ALIAS``
+    or ``models:/NAME/VERSION``) in a temporary folder, and ``models:/NAME/VERSION``;
+    the folder is removed when the block ends.
+
+    The version's own location is resolved with our client: a ``models:/`` URI given to
+    MLflow would be resolved against its global registry URI instead of ``tracking_uri``."""
+    import mlflow.artifacts
+
+    ref = ModelRef.parse(model_uri)
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    tracking.check_reachable(uri)
+    version = resolve(ref, uri)
+    source = tracking.client(uri).get_model_version_download_uri(ref.name, version.version)
+    with tempfile.TemporaryDirectory(prefix="negrec-model-") as local:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=local, tracking_uri=uri
+        )
+        yield Path(path), f"models:/{ref.name}/{version.version}"

@@ -12,10 +12,9 @@ model does not know are reported per history, never silently dropped.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 
-from negrec import registry, tracking
+from negrec import registry
 from negrec.errors import NegrecError
 from negrec.serving.requests import (
     DEFAULT_K,
@@ -32,22 +31,11 @@ __all__ = ["Recommendation", "recommend"]
 def _from_registry(
     model_uri: str, histories: list[History], k: int, tracking_uri: str | None
 ) -> list[Recommendation]:
-    import mlflow.artifacts
     import mlflow.pyfunc
     import pandas as pd
 
-    ref = registry.ModelRef.parse(model_uri)
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    tracking.check_reachable(uri)
-    version = registry.resolve(ref, uri)
-    # The version's own location, resolved with our client: a models:/ URI here would be
-    # resolved against MLflow's global registry URI instead of ``uri``.
-    source = tracking.client(uri).get_model_version_download_uri(ref.name, version.version)
-    with tempfile.TemporaryDirectory(prefix="negrec-serve-") as local:
-        path = mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=local, tracking_uri=uri
-        )
-        model = mlflow.pyfunc.load_model(path)  # reads everything into memory
+    with registry.downloaded_version(model_uri, tracking_uri) as (path, _):
+        model = mlflow.pyfunc.load_model(str(path))  # reads everything into memory
     frame = model.predict(pd.DataFrame({"history": histories, "k": [k] * len(histories)}))
     return [
         Recommendation(list(row.items), [float(s) for s in row.scores], list(row.unknown_items))

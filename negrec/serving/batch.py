@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -44,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from negrec import checkpoint, registry, storage, tracking
+from negrec import checkpoint, registry, storage
 from negrec.config import ModelConfig
 from negrec.data.files import read_parquet
 from negrec.data.loaders import SPLIT_NAMES, PreparedData, load_prepared
@@ -275,33 +273,22 @@ class _Scorer:
 
 def _from_registry(model_uri: str, tracking_uri: str | None) -> _Model:
     """The registered version's own checkpoint and vocabulary (downloaded, verified)."""
-    import mlflow.artifacts
     from mlflow.models import Model
 
     from negrec.serving.pyfunc import CHECKPOINT_ARTIFACT, VOCABULARY_ARTIFACT
 
-    ref = registry.ModelRef.parse(model_uri)
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    tracking.check_reachable(uri)
-    version = registry.resolve(ref, uri)
-    source = tracking.client(uri).get_model_version_download_uri(ref.name, version.version)
-    with tempfile.TemporaryDirectory(prefix="negrec-score-") as local:
-        path = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=local, tracking_uri=uri
-            )
-        )
+    with registry.downloaded_version(model_uri, tracking_uri) as (path, version):
         flavor = Model.load(str(path)).flavors.get("python_function", {})
         artifacts = flavor.get("artifacts", {})
         if CHECKPOINT_ARTIFACT not in artifacts or VOCABULARY_ARTIFACT not in artifacts:
             raise NegrecError(
-                f"{model_uri} (version {version.version}) is not a negrec model: it has no "
+                f"{model_uri} ({version}) is not a negrec model: it has no "
                 f"'{CHECKPOINT_ARTIFACT}' and '{VOCABULARY_ARTIFACT}' artifacts; register "
                 "one with `negrec promote`"
             )
         saved = checkpoint.load(path / artifacts[CHECKPOINT_ARTIFACT]["path"])
         vocabulary = Vocabulary.read(str(path / artifacts[VOCABULARY_ARTIFACT]["path"]))
-    return _Model(saved, vocabulary, f"models:/{ref.name}/{version.version}")
+    return _Model(saved, vocabulary, version)
 
 
 def _load_model(model: str, tracking_uri: str | None) -> _Model:
