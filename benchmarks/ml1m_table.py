@@ -67,6 +67,22 @@ VARIANTS = {
         ),
         (
             Variant(
+                "cross-entropy, d=128, dropout 0.3, lr 2e-3 cosine, bf16 (recipe probe)",
+                ML1M,
+                [
+                    "model.dim=128",
+                    "model.dropout=0.3",
+                    "train.precision=bf16",
+                    "train.lr=0.002",
+                    "train.lr_schedule=cosine",
+                    "train.warmup_steps=100",
+                    "train.decay_steps=4992",
+                ],
+            ),
+            [0],
+        ),
+        (
+            Variant(
                 "cross-entropy, 2 DDP workers (64 rows each)",
                 ML1M,
                 ["train.batch_size=64"],
