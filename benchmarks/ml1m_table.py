@@ -83,9 +83,9 @@ VARIANTS = {
         ),
         (
             Variant(
-                "cross-entropy, 2 DDP workers (64 rows each)",
+                "cross-entropy, 2 DDP workers (64 rows each), 32 passes",
                 ML1M,
-                ["train.batch_size=64"],
+                ["train.batch_size=64", "train.max_epochs=32"],
                 workers=2,
                 cpus_per_worker=1.0,
             ),
