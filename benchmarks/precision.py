@@ -46,29 +46,40 @@ RECIPES = {
     "recipe ml1m (ce, d=64)": [],
     "ce, d=128, dropout 0.5": ["model.dim=128", "model.dropout=0.5"],
 }
+CPU = torch.device("cpu")
 TOLERANCE = 0.03
 """Largest relative change of the final training loss and validation NDCG@10 that bf16
 may cause for ``auto`` to choose it."""
 
 
 def train_steps(
-    overrides: list[str], precision: str, prepared: PreparedData, steps: int
+    overrides: list[str],
+    precision: str,
+    prepared: PreparedData,
+    steps: int,
+    device: torch.device = CPU,
+    recipe: Path | None = ML1M,
 ) -> dict[str, float]:
-    config = load_config(ML1M, [*overrides, f"train.precision={precision}"])
+    """``steps`` Adam steps of ``recipe`` + ``overrides`` from seed-0 weights on the
+    batches ``negrec train`` would make; median step seconds (the first step warms
+    kernels and the allocator and is not counted), final loss, validation NDCG@10."""
+    config = load_config(recipe, [*overrides, f"train.precision={precision}"])
     torch.manual_seed(0)
-    model = ActionAwareGSASRec(prepared.num_items, config.model)
+    model = ActionAwareGSASRec(prepared.num_items, config.model).to(device)
     optimizer = make_optimizer(model, config.train)
     times, losses = [], []
-    device = torch.device("cpu")
     model.train()
     for index, batch in zip(range(steps), _batches(prepared, config), strict=False):
+        batch = batch.to(device)
         start = time.perf_counter()
         with autocast_for(config.train, device):
             loss = training_loss(model, batch, config.objective)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         optimizer.step()
-        if index:  # the first step warms kernels and the allocator
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if index:
             times.append(time.perf_counter() - start)
         losses.append(loss.ranking)
     val = validate(model, local_eval_batches(prepared, "val", 512, 200), device, LoopHooks(), 10)

@@ -57,18 +57,33 @@ class ModelConfig(StrictModel):
 class ObjectiveConfig(StrictModel):
     """Loss, negative sampling and the not-to-recommend term."""
 
-    loss: Literal["ce", "bce", "gbce", "softmax"] = Field(
+    loss: Literal["ce", "bce", "gbce", "softmax", "auto"] = Field(
         "ce",
         description="ce: softmax over the whole catalogue (SASRec+); softmax: sampled softmax "
-        "over the negatives; gbce / bce: (generalised) binary cross-entropy on the negatives. "
+        "over the negatives; gbce / bce: (generalised) binary cross-entropy on the negatives; "
+        "auto: ce while a batch's full-catalogue logits fit auto_logits_budget_mib, else "
+        "softmax with in_batch sampling (negrec/objectives/choice.py). "
         "ce is the default because it reaches a quality level in the fewest steps "
         "(docs/configuration.md).",
     )
     negatives: int = Field(
-        256, ge=1, description="Uniform negatives per positive (k); unused by ce."
+        256,
+        ge=1,
+        description="Negatives per positive (k), drawn from the catalogue; with in_batch "
+        "sampling the draws added to the batch's own targets; unused by ce.",
     )
     gbce_t: float = Field(0.75, ge=0.0, le=1.0, description="gBCE calibration t.")
-    sampling: Literal["shared", "per_position"] = "shared"
+    sampling: Literal["shared", "per_position", "in_batch"] = Field(
+        "shared",
+        description="shared: k uniform negatives per sequence; per_position: k per position "
+        "(the reference); in_batch (softmax only): every position ranks its target against "
+        "the batch's other targets plus k draws from negative_distribution, log-Q corrected.",
+    )
+    negative_distribution: Literal["uniform", "popularity"] = Field(
+        "uniform",
+        description="in_batch: the distribution of the k draws; popularity = proportional to "
+        "each item's count among the training targets.",
+    )
     not_to_recommend_weight: float = Field(
         0.0,
         ge=0.0,
@@ -83,9 +98,40 @@ class ObjectiveConfig(StrictModel):
     logits_chunk_mib: float = Field(
         256.0,
         gt=0.0,
-        description="ce: memory for one chunk of positions x catalogue logits; the loss is "
-        "computed chunk by chunk, so this bounds its memory whatever the batch.",
+        description="ce and in_batch softmax: memory for one chunk of positions x candidate "
+        "logits; the loss is computed chunk by chunk, so this bounds its memory whatever "
+        "the batch.",
     )
+    auto_logits_budget_mib: float = Field(
+        2048.0,
+        gt=0.0,
+        description="auto: ce when train.batch_size x model.max_len x items float32 logits "
+        "fit in this many MiB, else sampled softmax.",
+    )
+
+    @model_validator(mode="after")
+    def _sampling_fits_the_loss(self) -> ObjectiveConfig:
+        if self.sampling == "in_batch" and self.loss not in ("softmax", "auto"):
+            raise ValueError(
+                f"objective.sampling=in_batch is a sampled-softmax candidate set: it needs "
+                f"objective.loss=softmax (or auto), got {self.loss}"
+            )
+        if self.loss == "auto" and self.sampling == "per_position":
+            raise ValueError(
+                "objective.sampling=per_position does not go with objective.loss=auto, which "
+                "picks in_batch when it picks softmax; set objective.loss=softmax to choose"
+            )
+        if (
+            self.negative_distribution == "popularity"
+            and self.sampling != "in_batch"
+            and self.loss != "auto"
+        ):
+            raise ValueError(
+                "objective.negative_distribution=popularity is for the draws of "
+                "objective.sampling=in_batch (they need its log-Q correction); "
+                f"got sampling={self.sampling}"
+            )
+        return self
 
 
 class TrainConfig(StrictModel):

@@ -33,7 +33,8 @@ joined cluster's workers as the job's ``runtime_env``."""
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 """Ray Train watches for node preemption (spot instances) with an actor whose creation
 makes Ray's core log a 380-character notice at every run. One machine has no other node
-to be preempted in favour of, so a quiet single-node run goes without it."""
+to be preempted in favour of, so a quiet run on one machine (one node, or several nodes
+of a local test cluster, all at one address) goes without it."""
 JOB_SUBMISSION_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 """Set by ``ray job submit`` for the job's driver: the job has a runtime_env of its own
 (working_dir, often env_vars such as credentials), which one given to ``ray.init``
@@ -112,7 +113,7 @@ def ensure_ray(log_to_driver: bool = True) -> None:
             logging_config=quiet,
             runtime_env=None if submitted else joined_runtime_env(quiet is not None),
         )
-        if quiet and len(ray.nodes()) == 1:
+        if quiet and len({node["NodeManagerAddress"] for node in ray.nodes()}) == 1:
             os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
     else:
         if quiet:  # before the instance starts, so that its workers inherit it

@@ -21,6 +21,12 @@ BEST_CHECKPOINT_URI = f"{PREFIX}best_checkpoint_uri"
 BEST_CONFIG = f"{PREFIX}best_config"
 STAGE = f"{PREFIX}stage"
 TRIAL_ID = f"{PREFIX}trial_id"
+WORKER_NODE_IDS = f"{PREFIX}worker_node_ids"
+"""The Ray node id of every Train worker, comma-separated in rank order; each attempt
+(a restart after a lost worker or node) writes its own placement over the last one's."""
+DDP_BACKEND = f"{PREFIX}ddp_backend"
+"""The torch process-group backend the run's workers synchronised over (``nccl`` on
+GPUs, ``gloo`` on CPUs, ``none`` for one worker): what benchmarks/gpu_check.py reports."""
 
 
 def test_metric(key: str) -> str:

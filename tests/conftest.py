@@ -1,36 +1,62 @@
-"""Shared fixtures: one real local Ray instance per test session, started on first use."""
+"""Shared fixtures: one real local Ray cluster per test session (a head and two worker
+nodes, tests/cluster.py), started on first use."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-# Ray on a 2-core machine: declare more logical CPUs than cores so that Train workers
-# (which take one each) never starve Ray Data's read/map tasks.
-RAY_TEST_CPUS = 8
+# Checks shared between test modules keep pytest's detailed assertion messages; this
+# must come before they are first imported.
+pytest.register_assert_rewrite("tests.cluster", "tests.serving_helpers", "tests.train_runs")
+
+if TYPE_CHECKING:
+    from ray.cluster_utils import Cluster
+
+    from tests.s3 import S3Server
+
+# Read once, when ray is first imported (test modules import it as they are collected,
+# after this file). Otherwise Ray rewrites 127.0.0.1 in a driver's address to the
+# machine's outward IP, where the cluster's nodes, bound to 127.0.0.1 only, do not
+# listen; with it Ray keeps every address of this machine on loopback, for this process
+# and for every stage that a test starts in a subprocess.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 @pytest.fixture(scope="session")
-def ray_session(s3_server) -> Iterator[None]:
-    """Ray starts after the test S3 endpoint so that its worker processes, which inherit
-    the environment at start-up, see the endpoint and the fake credentials too."""
-    import ray
+def ray_cluster(s3_server: S3Server) -> Iterator[Cluster]:
+    """The session's cluster, this process connected to it as the driver (on the head),
+    for tests that add or remove nodes; they leave it with its worker nodes as it was.
 
+    It starts after the test S3 endpoint so that its processes, which inherit the
+    environment at start-up, see the endpoint and the fake credentials too."""
+    import ray
+    from ray._private import ray_constants
+
+    from tests.cluster import start_cluster, stop_cluster
+
+    assert not ray_constants.ENABLE_RAY_CLUSTER, "ray was imported before tests/conftest.py"
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    cluster = start_cluster()
     ray.init(
-        num_cpus=RAY_TEST_CPUS,
-        # As a local negrec instance has it: Ray Train's placement-group cleaner asks
-        # the dashboard's State API whether a run's controller is alive.
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
+        address=cluster.address,
         log_to_driver=False,
         configure_logging=False,
-        _node_ip_address="127.0.0.1",
+        # As negrec's own local instance does (negrec.runtime): the State API in a
+        # worker finds its cluster by RAY_ADDRESS, not by guessing among the machine's.
+        runtime_env={"env_vars": {"RAY_ADDRESS": cluster.address}},
     )
-    yield
+    yield cluster
     ray.shutdown()
+    stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_cluster: Cluster) -> None:
+    """This process is a driver of the session's Ray cluster."""
 
 
 pytest_plugins = ["tests.s3", "tests.wheel"]

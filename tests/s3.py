@@ -61,11 +61,16 @@ def s3_server() -> Iterator[S3Server]:
             server.stop()
 
 
-@pytest.fixture()
-def s3_bucket(s3_server: S3Server) -> str:
+def new_bucket(server: S3Server) -> str:
     """A fresh, empty bucket: ``s3://negrec-test-<n>``."""
     from negrec.storage import boto3_client
 
     name = f"negrec-test-{next(_bucket_numbers)}"
-    boto3_client(s3_server.options).create_bucket(Bucket=name)
+    boto3_client(server.options).create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+@pytest.fixture()
+def s3_bucket(s3_server: S3Server) -> str:
+    """A fresh, empty bucket for one test."""
+    return new_bucket(s3_server)

@@ -1,7 +1,8 @@
-"""Checkpoints, registries and closed ports for the promote and recommend tests.
+"""Checkpoints, registries and closed ports for the promote, recommend and score tests,
+and the checks of a score output.
 
 Checkpoints are made in process (the one training loop on local batches, no Ray Train)
-and cached per session, so both test files share one trained and one untrained model.
+and cached per session, so the test files share one trained and one untrained model.
 """
 
 from __future__ import annotations
@@ -10,8 +11,14 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from negrec.storage import StorageOptions
 
 _cache: dict[str, Checkpoints] = {}
 _stores: dict[str, Path] = {}
@@ -88,6 +95,62 @@ def registered_champion(saved: Checkpoints, factory: pytest.TempPathFactory) -> 
     uri = sqlite_store(factory.mktemp("registry"), factory)
     assert promotion.run(saved.good, tracking_uri=uri).promoted
     return uri
+
+
+def split_inputs(prepared_uri: str, split: str) -> dict[object, list[str]]:
+    """Each user's input items of ``split`` as ``ITEM:+`` / ``ITEM:-`` tokens."""
+    from negrec.data.loaders import list_column, load_prepared, read_split
+    from negrec.serving.vocabulary import Vocabulary
+
+    vocabulary = Vocabulary.of_prepared(prepared_uri)
+    rows = read_split(load_prepared(prepared_uri), split)
+    assert rows is not None
+    items, actions = list_column(rows["items"]), list_column(rows["actions"])
+    return {
+        user: [
+            f"{vocabulary.item_id(int(i))}:{'-' if a else '+'}"
+            for i, a in zip(row_items, row_actions, strict=True)
+        ]
+        for user, row_items, row_actions in zip(
+            rows["user_id"].to_pylist(), items, actions, strict=True
+        )
+    }
+
+
+def known_items(prepared_uri: str) -> set[str]:
+    """The original ids of every item of a prepared dataset's vocabulary."""
+    from negrec.serving.vocabulary import Vocabulary
+
+    return {str(item) for item in Vocabulary.of_prepared(prepared_uri).item_ids}
+
+
+def read_scores(out: str, options: StorageOptions | None = None) -> pa.Table:
+    """Every row of a score output."""
+    import pyarrow.parquet as pq
+
+    from negrec import storage
+
+    fs, path = storage.resolve(out, options)
+    return pq.read_table(path, filesystem=fs)
+
+
+def check_scores(table: pa.Table, inputs: dict[object, list[str]], known: set[str], k: int) -> None:
+    """One row per user; k distinct known original ids, none of the user's, best first."""
+    import numpy as np
+    import pyarrow as pa
+
+    assert table.schema.field("scores").type == pa.list_(pa.float32())
+    users = table["user_id"].to_pylist()
+    assert len(users) == len(set(users)) and set(users) == set(inputs)
+    for user, items, scores in zip(
+        users, table["items"].to_pylist(), table["scores"].to_pylist(), strict=True
+    ):
+        shown = [str(item) for item in items]
+        seen = {token.rsplit(":", 1)[0] for token in inputs[user]}
+        assert len(shown) == k and len(set(shown)) == k, user
+        assert not set(shown) & seen, user
+        assert set(shown) <= known, user
+        assert np.all(np.diff(scores) <= 0), user
 
 
 def closed_port_uri() -> str:

@@ -6,37 +6,32 @@ import json
 import os
 import signal
 import struct
-import threading
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import psutil
 import pytest
 import torch
 from ray.train import UserCallback
 
 from negrec import checkpoint, storage, tracking
-from negrec.config import build_config
 from negrec.data.loaders import item_counts, load_prepared, local_eval_batches
 from negrec.distributed import learning_curve
 from negrec.distributed.trainer import TrainJob, run
 from negrec.evaluation import evaluate, model_scorer, popularity_scorer
 from negrec.model import ActionAwareGSASRec
+from tests.cluster import train_worker_pids
+from tests.train_runs import (
+    INTERRUPTIBLE,
+    assert_every_epoch_logged_once,
+    run_in_background,
+    small_config,
+    wait_for_registered_checkpoint,
+)
+
+if TYPE_CHECKING:
+    from ray.cluster_utils import Cluster
 
 pytestmark = pytest.mark.slow
-
-SMALL = {
-    "model": {"max_len": 50, "dim": 32, "blocks": 1, "dropout": 0.1},
-    "objective": {"loss": "softmax", "negatives": 64},
-    "train": {"batch_size": 64, "lr": 3e-3, "max_epochs": 3, "patience": 3},
-}
-
-
-def _config(**train: Any):
-    values = json.loads(json.dumps(SMALL))
-    values["train"].update(train)
-    return build_config(values)
 
 
 class RecordReports(UserCallback):
@@ -73,7 +68,7 @@ def test_two_workers_ddp_learns_keeps_ranks_identical_and_tracks_in_mlflow(
             storage=str(tmp_path / "runs"),
             name="ddp",
             workers=2,
-            config=_config(),
+            config=small_config(),
             tracking_uri=tracking_uri,
         ),
         callbacks=[RecordReports(str(reports))],
@@ -129,7 +124,7 @@ def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
             storage=f"{s3_bucket}/runs",
             name="resume",
             workers=1,
-            config=_config(max_epochs=epochs, patience=5),
+            config=small_config(max_epochs=epochs, patience=5),
             tracking_uri=tracking_uri,
         )
 
@@ -152,54 +147,26 @@ def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
     assert_learning_curve_png(storage.read_bytes(second.learning_curve))  # written to S3
 
 
-def _train_worker_pids() -> list[int]:
-    """Train workers of *this* test session's Ray (descendants of its raylet), never
-    those of another Ray instance on the same machine."""
-    import ray
-
-    node = ray._private.worker._global_node
-    raylet = node.all_processes[ray._private.ray_constants.PROCESS_TYPE_RAYLET][0].process
-    return [
-        child.pid
-        for child in psutil.Process(raylet.pid).children(recursive=True)
-        if any("RayTrainWorker" in part for part in child.cmdline())
-    ]
-
-
 def test_killed_worker_recovers_from_checkpoint_without_double_counting(
-    small_prepared: str, tmp_path: Path
+    small_prepared: str, ray_cluster: Cluster, tmp_path: Path
 ) -> None:
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    runs = tmp_path / "runs"
     job = TrainJob(
         data=small_prepared,
-        storage=str(runs),
+        storage=str(tmp_path / "runs"),
         name="killed",
         workers=2,
-        # Small batches make an epoch long enough to be interrupted in its middle.
-        config=_config(max_epochs=3, batch_size=8, patience=5),
+        config=small_config(**INTERRUPTIBLE),
         tracking_uri=tracking_uri,
         max_failures=2,
     )
-    outcome: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: outcome.update(run(job)))
-    thread.start()
-    deadline = time.time() + 300
-    # A checkpoint folder exists as soon as rank 0 has uploaded it, but a restart
-    # resumes from it only once Ray Train has registered it, which it records in its
-    # checkpoint-manager snapshot. Killing in between would rightly restart epoch 1.
-    snapshot = runs / "killed" / "checkpoint_manager_snapshot.json"
-    while not (snapshot.exists() and "checkpoint_" in snapshot.read_text()):
-        assert time.time() < deadline and thread.is_alive(), "no registered checkpoint"
-        time.sleep(0.1)
-    victims = _train_worker_pids()
+    thread, outcome = run_in_background(job)
+    wait_for_registered_checkpoint(job, thread)
+    victims = train_worker_pids(ray_cluster)
     assert victims, "no Train worker process found"
     os.kill(victims[-1], signal.SIGKILL)
     thread.join(timeout=600)
     assert not thread.is_alive()
     assert outcome["start_epoch"] == 2  # the surviving attempt resumed after epoch 1
-    history = tracking.client(tracking_uri).get_metric_history(
-        outcome["mlflow_run_id"], "val_ndcg_at_10"
-    )
-    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert_every_epoch_logged_once(tracking_uri, outcome["mlflow_run_id"], 3)
     assert checkpoint.load(outcome["checkpoint"]).state.epoch == 3

@@ -15,13 +15,20 @@ import pytest
 from pyarrow.fs import FileSelector
 
 from negrec import cli, storage
-from negrec.data.loaders import list_column, load_prepared, read_split
+from negrec.data.loaders import load_prepared
 from negrec.errors import NegrecError
 from negrec.serving.api import recommend
 from negrec.serving.batch import MANIFEST, read_score_manifest, score
-from negrec.serving.vocabulary import Vocabulary
 from tests.s3 import S3Server
-from tests.serving_helpers import Checkpoints, checkpoints, registered_champion
+from tests.serving_helpers import (
+    Checkpoints,
+    check_scores,
+    checkpoints,
+    known_items,
+    read_scores,
+    registered_champion,
+    split_inputs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -35,44 +42,6 @@ def saved(small_prepared: str, tmp_path_factory: pytest.TempPathFactory) -> Chec
 def champion(saved: Checkpoints, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry whose champion is the trained checkpoint; returns its tracking URI."""
     return registered_champion(saved, tmp_path_factory)
-
-
-def _inputs(prepared_uri: str, split: str) -> dict[object, list[str]]:
-    """Each user's input items of ``split`` as ``ITEM:+`` / ``ITEM:-`` tokens."""
-    vocabulary = Vocabulary.of_prepared(prepared_uri)
-    rows = read_split(load_prepared(prepared_uri), split)
-    assert rows is not None
-    items, actions = list_column(rows["items"]), list_column(rows["actions"])
-    return {
-        user: [
-            f"{vocabulary.item_id(int(i))}:{'-' if a else '+'}"
-            for i, a in zip(row_items, row_actions, strict=True)
-        ]
-        for user, row_items, row_actions in zip(
-            rows["user_id"].to_pylist(), items, actions, strict=True
-        )
-    }
-
-
-def _read(out: str, options: storage.StorageOptions | None = None) -> pa.Table:
-    fs, path = storage.resolve(out, options)
-    return pq.read_table(path, filesystem=fs)
-
-
-def _check(table: pa.Table, inputs: dict[object, list[str]], known: set[str], k: int) -> None:
-    """One row per user; k distinct known original ids, none of the user's, best first."""
-    assert table.schema.field("scores").type == pa.list_(pa.float32())
-    users = table["user_id"].to_pylist()
-    assert len(users) == len(set(users)) and set(users) == set(inputs)
-    for user, items, scores in zip(
-        users, table["items"].to_pylist(), table["scores"].to_pylist(), strict=True
-    ):
-        shown = [str(item) for item in items]
-        seen = {token.rsplit(":", 1)[0] for token in inputs[user]}
-        assert len(shown) == k and len(set(shown)) == k, user
-        assert not set(shown) & seen, user
-        assert set(shown) <= known, user
-        assert np.all(np.diff(scores) <= 0), user
 
 
 def _cross_check(
@@ -97,16 +66,16 @@ def test_a_checkpoint_scores_the_test_split_to_s3(
     argv = ["score", "--model", saved.good, "--data", small_prepared, "--split", "test"]
     assert cli.main([*argv, "-k", "7", "--out", out, "--batch-size", "200", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    inputs = _inputs(small_prepared, "test")
+    inputs = split_inputs(small_prepared, "test")
     assert summary["users_in"] == summary["users_out"] == len(inputs)
     assert summary["k"] == 7 and summary["out"] == out
     manifest = read_score_manifest(out, s3_server.options)
     assert manifest.split == "test" and manifest.model_version is None
     assert manifest.users_out == len(inputs) and not manifest.translated
     assert manifest.files and all(f.endswith(".parquet") for f in manifest.files)
-    table = _read(out, s3_server.options)
-    known = {str(item) for item in Vocabulary.of_prepared(small_prepared).item_ids}
-    _check(table, inputs, known, 7)
+    table = read_scores(out, s3_server.options)
+    known = known_items(small_prepared)
+    check_scores(table, inputs, known, 7)
     _cross_check(table, inputs, saved.good, 7)
 
 
@@ -117,14 +86,14 @@ def test_the_champion_scores_whole_training_sequences_on_two_actors(
     manifest = score(
         "models:/negrec@champion", small_prepared, "train", out, actors=2, tracking_uri=champion
     )
-    inputs = _inputs(small_prepared, "train")
+    inputs = split_inputs(small_prepared, "train")
     assert manifest.k == 10  # the model's train.eval_k
     assert manifest.model_version == "models:/negrec/1" and manifest.actors == 2
     assert manifest.users_in == manifest.users_out == len(inputs)
     assert read_score_manifest(out) == manifest
-    table = _read(out)
-    known = {str(item) for item in Vocabulary.of_prepared(small_prepared).item_ids}
-    _check(table, inputs, known, 10)
+    table = read_scores(out)
+    known = known_items(small_prepared)
+    check_scores(table, inputs, known, 10)
     _cross_check(table, inputs, saved.good, 10)
 
 
@@ -162,11 +131,11 @@ def test_data_indexed_by_another_vocabulary_gets_the_same_lists(
     _permuted_copy(small_prepared, permuted)
     manifest = score(saved.good, str(permuted), "val", str(tmp_path / "scores"), k=5)
     assert manifest.translated and manifest.users_out == manifest.users_in
-    table = _read(str(tmp_path / "scores"))
-    inputs = _inputs(str(permuted), "val")
-    assert _inputs(small_prepared, "val") == inputs  # the same histories, other indices
-    known = {str(item) for item in Vocabulary.of_prepared(small_prepared).item_ids}
-    _check(table, inputs, known, 5)
+    table = read_scores(str(tmp_path / "scores"))
+    inputs = split_inputs(str(permuted), "val")
+    assert split_inputs(small_prepared, "val") == inputs  # the same histories, other indices
+    known = known_items(small_prepared)
+    check_scores(table, inputs, known, 5)
     _cross_check(table, inputs, saved.good, 5)
 
 

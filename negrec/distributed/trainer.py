@@ -27,6 +27,7 @@ from negrec.distributed.worker import (
     train_worker,
 )
 from negrec.errors import NegrecError
+from negrec.objectives.choice import resolve_objective
 from negrec.runtime import ensure_ray, quiet_ray_requested
 from negrec.storage import AbsoluteUri, StorageOptions
 from negrec.strict import FrozenModel, StrictModel
@@ -34,6 +35,10 @@ from negrec.strict import FrozenModel, StrictModel
 if TYPE_CHECKING:
     from negrec.data.loaders import PreparedData
     from negrec.data.manifest import Manifest
+
+
+PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_SPREAD"]
+"""How Ray places the Train workers' resource bundles on nodes (``ScalingConfig``)."""
 
 
 class TrainJob(StrictModel):
@@ -49,6 +54,12 @@ class TrainJob(StrictModel):
     gpu: bool | None = None
     cpus_per_worker: float | None = Field(
         None, gt=0, description="Fixed CPU share per worker (default: planned from the cluster)"
+    )
+    placement_strategy: PlacementStrategy = Field(
+        "PACK",
+        description="PACK: as few nodes as possible; SPREAD: across nodes where they "
+        "fit; STRICT_SPREAD: every worker on a node of its own (the run waits until there "
+        "are as many nodes as workers)",
     )
     tracking_uri: str | None = None
     experiment: str = tracking.DEFAULT_EXPERIMENT
@@ -92,6 +103,8 @@ class TrainSummary(FrozenModel):
     start_epoch: int | None
     """First epoch of the last attempt (1 unless it resumed from a checkpoint)."""
     resumed_optimizer_step: int | None
+    worker_node_ids: list[str] = Field(default_factory=list)
+    """The Ray node each worker of the last attempt ran on, in rank order."""
     learning_curve: str | None = None
     """URI of the run's learning-curve PNG, beside the run (also an MLflow artifact)."""
     test: dict[str, float] = Field(default_factory=dict)
@@ -169,6 +182,14 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
 
     plan = plan_workers(job.workers, job.gpu, ray.cluster_resources(), job.cpus_per_worker)
     print(clip(f"negrec train: {job.name}: {plan.describe()}"), flush=True)
+    # The loop makes the same choice from the same catalogue size and batch shape.
+    choice = resolve_objective(
+        job.config.objective,
+        prepared.manifest.num_items,
+        job.config.train.batch_size,
+        job.config.model.max_len,
+    )
+    print(clip(f"negrec train: {choice.line()}"), flush=True)
     run_id = tracking.start_or_resume_run(
         uri, job.name, job.experiment, parent_run_id=job.parent_run_id
     )
@@ -195,6 +216,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
             num_workers=plan.num_workers,
             use_gpu=plan.use_gpu,
             resources_per_worker={"CPU": plan.cpus_per_worker},
+            placement_strategy=job.placement_strategy,
         ),
         run_config=ray.train.RunConfig(
             name=job.name,
@@ -251,6 +273,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
         stop_reason=outcome.get(tags.STOP_REASON),
         start_epoch=result.metrics.get("start_epoch"),
         resumed_optimizer_step=result.metrics.get("resumed_optimizer_step"),
+        worker_node_ids=outcome[tags.WORKER_NODE_IDS].split(","),
         learning_curve=curve,
         test={k: v for k, v in logged.items() if k.startswith(TEST_PREFIX)},
     )

@@ -58,6 +58,27 @@ def parameter_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def worker_node_ids(world: int) -> list[str]:
+    """The Ray node id of every rank, in rank order, on every rank (a collective: every
+    rank calls it). Where a run's workers were placed is otherwise known only to Ray
+    Train's controller, and only while the run lasts."""
+    import ray
+
+    own = ray.get_runtime_context().get_node_id()
+    if world == 1:
+        return [own]
+    gathered: list[Any] = [None] * world
+    torch.distributed.all_gather_object(gathered, own)
+    return [str(node_id) for node_id in gathered]
+
+
+def ddp_backend() -> str:
+    """The process group's backend, or ``none`` when one worker trains alone."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return str(torch.distributed.get_backend())
+    return "none"
+
+
 def _optimizer_step(state: TrainState | None) -> int:
     """Adam's step count in a saved optimiser state (0 when starting fresh)."""
     if state is None or not state.optimizer_state:
@@ -192,6 +213,11 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     config = spec.config
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    node_ids = worker_node_ids(world)
+    if rank == 0:
+        client = tracking.client(spec.tracking_uri)
+        client.set_tag(spec.mlflow_run_id, tags.WORKER_NODE_IDS, ",".join(node_ids))
+        client.set_tag(spec.mlflow_run_id, tags.DDP_BACKEND, ddp_backend())
     prepared = load_prepared(spec.data_uri)
 
     torch.manual_seed(config.train.seed)  # same initial weights on every rank

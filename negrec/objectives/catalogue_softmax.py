@@ -17,6 +17,12 @@ without ever forming ``log(1 - exp(log p))`` in float32: for ``p < 1/2`` as
 ``p`` approaches 1. Its gradient with respect to the logits is
 ``softmax(all) - softmax(all but r)``: bounded (L1 norm at most 2) and vanishing as the
 rejected item's probability falls, so it cannot drag the whole distribution down.
+
+The same computation serves a sampled candidate set (``candidate_softmax_loss``): the
+columns are then the candidates' embeddings, and a per-column offset (the log-Q
+correction of ``negrec.objectives.sampled_candidates``) is added to every row's logits
+except at the row's own target and rejected item, which are in its set with certainty.
+The full catalogue is the case where every item is a column and no offset is added.
 """
 
 from __future__ import annotations
@@ -69,7 +75,26 @@ def _neg_log1m_prob(
     return value, grad
 
 
-class _ChunkedCatalogueSoftmax(torch.autograd.Function):
+def _log_q_correct(
+    sample: torch.Tensor,
+    offsets: torch.Tensor,
+    target_rows: torch.Tensor,
+    target_col: torch.Tensor,
+    target_logit: torch.Tensor,
+    raw_rows: torch.Tensor,
+    rejected_col: torch.Tensor,
+    raw_rejected: torch.Tensor,
+) -> None:
+    """Add ``offsets`` to every row's logits of the sample in place, except at the row's
+    own target and, in ``raw_rows``, its own rejected item: those keep their raw logits."""
+    sample.add_(offsets)
+    rows = target_rows.nonzero().squeeze(1)
+    sample[rows, target_col[rows]] = target_logit[rows]
+    rows = raw_rows.nonzero().squeeze(1)
+    sample[rows, rejected_col[rows]] = raw_rejected[rows]
+
+
+class _ChunkedCandidateSoftmax(torch.autograd.Function):
     """Forward computes value *and* gradients chunk by chunk; backward scales them."""
 
     @staticmethod
@@ -86,7 +111,7 @@ class _ChunkedCatalogueSoftmax(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad_total: torch.Tensor, *_: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         grad_hidden, grad_table = ctx.saved_tensors
-        return grad_hidden * grad_total, grad_table * grad_total, None, None, None, None, None
+        return grad_hidden * grad_total, grad_table * grad_total, *([None] * 7)
 
 
 def _forward(
@@ -95,14 +120,18 @@ def _forward(
     table: torch.Tensor,
     targets: torch.Tensor,
     rejected: torch.Tensor,
+    offsets: torch.Tensor | None,
     weight: float,
+    rejected_in_ranking: bool,
     rows_per_chunk: int,
     compute_dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Body of the forward pass (see the module docstring); padding row 0 of ``table``
-    is never a candidate, so it gets no gradient."""
-    items = table[1:].to(compute_dtype)
-    has_target, has_rejected = targets > 0, rejected > 0
+    """Body of the forward pass (see the module docstring and
+    :func:`candidate_softmax_loss`); ``targets`` / ``rejected`` hold a column per row of
+    ``hidden`` (-1 = none)."""
+    items = table.to(compute_dtype)
+    sampled = items.shape[0] if offsets is None else offsets.shape[0]
+    has_target, has_rejected = targets >= 0, rejected >= 0
     n_target = max(int(has_target.sum()), 1)
     n_rejected = max(int(has_rejected.sum()), 1)
     ce_scale, ntr_scale = 1.0 / n_target, weight / n_rejected
@@ -115,21 +144,63 @@ def _forward(
         part = slice(start, start + rows_per_chunk)
         states = hidden[part].to(compute_dtype)
         logits = (states @ items.T).float()
+        # The softmax runs over the sample; a rejected item outside it (a column past
+        # the sample's) joins its own row's softmax as one extra logit, never as a
+        # masked column: exp of -inf or of an underflowing value takes a slow scalar
+        # path on CPUs, several times the cost of the whole chunk's exp.
+        sample = logits if offsets is None else logits[:, :sampled]
         target_rows = has_target[part]
-        target_col = (targets[part] - 1).clamp(min=0)
+        target_col = targets[part].clamp(min=0)
+        rejected_col = rejected[part].clamp(min=0)
         target_logit = logits.gather(1, target_col[:, None]).squeeze(1)
         reject_rows = has_rejected[part].nonzero().squeeze(1) if weight > 0 else None
-        rejected_logits = None if reject_rows is None else logits[reject_rows]
+        extra = outside = raw_rejected = None
+        if offsets is not None:
+            raw_rejected = logits.gather(1, rejected_col[:, None]).squeeze(1)
+            outside = has_rejected[part] & (rejected_col >= sampled)
+            inside = has_rejected[part] & ~outside
+            raw_rows = inside if rejected_in_ranking else torch.zeros_like(inside)
+            _log_q_correct(
+                sample,
+                offsets,
+                target_rows,
+                target_col,
+                target_logit,
+                raw_rows,
+                rejected_col,
+                raw_rejected,
+            )
+            if rejected_in_ranking:
+                extra = torch.where(outside, raw_rejected, float("-inf"))[:, None]
+        rejected_logits = None if reject_rows is None else sample[reject_rows]
+        ntr_col = None if reject_rows is None else rejected_col[reject_rows]
+        ntr_lse = None
+        if rejected_logits is not None and offsets is not None:
+            # The term's softmax: the ranking's with the rejected item in for certain.
+            row_outside, row_raw = outside[reject_rows], raw_rejected[reject_rows]
+            if not rejected_in_ranking:
+                rows = (~row_outside).nonzero().squeeze(1)
+                rejected_logits[rows, ntr_col[rows]] = row_raw[rows]
+            own = torch.where(row_outside, row_raw, float("-inf"))[:, None]
+            rejected_logits = torch.cat([rejected_logits, own], dim=1)
+            ntr_col = torch.where(row_outside, sampled, ntr_col)
+            if not rejected_in_ranking:
+                ntr_lse = torch.logsumexp(rejected_logits, dim=1)
         # logsumexp and softmax in place, five passes over the chunk: torch.logsumexp
         # followed by a separate softmax would take eight and a second chunk-sized copy.
-        peak = logits.amax(dim=1, keepdim=True)
-        unnormalised = logits.sub_(peak).exp_()
+        peak = sample.amax(dim=1, keepdim=True)
+        if extra is not None:
+            peak = torch.maximum(peak, extra)
+        unnormalised = sample.sub_(peak).exp_()
         total = unnormalised.sum(dim=1, keepdim=True)
+        if extra is not None:
+            extra = torch.exp(extra - peak)
+            total = total + extra
         lse = (peak + total.log()).squeeze(1)
         ce_sum += torch.where(target_rows, lse - target_logit, 0.0).sum()
         if rejected_logits is not None and len(reject_rows):
             value, ntr_grad = _neg_log1m_prob(
-                rejected_logits, lse[reject_rows], rejected[part][reject_rows] - 1
+                rejected_logits, lse[reject_rows] if ntr_lse is None else ntr_lse, ntr_col
             )
             ntr_sum += value.sum()
         if not need_grad:
@@ -138,18 +209,82 @@ def _forward(
         row_scale = torch.where(target_rows[:, None], ce_scale, 0.0) / total
         grad = unnormalised.mul_(row_scale)
         grad[target_rows.nonzero().squeeze(1), target_col[target_rows]] -= ce_scale
+        # The gradient of each row's logit of its rejected item outside the sample.
+        outside_grad = None
+        if offsets is not None:
+            no_extra = extra is None
+            outside_grad = (
+                torch.zeros_like(target_logit) if no_extra else (extra * row_scale).squeeze(1)
+            )
         if rejected_logits is not None and len(reject_rows):
-            grad.index_add_(0, reject_rows, ntr_grad.mul_(ntr_scale))
+            ntr_grad.mul_(ntr_scale)
+            grad.index_add_(0, reject_rows, ntr_grad[:, :sampled])
+            if outside_grad is not None:
+                outside_grad.index_add_(0, reject_rows, ntr_grad[:, sampled])
         grad = grad.to(compute_dtype)
-        grad_hidden[part] = (grad @ items).float()
-        grad_items += (grad.T @ states).float()
+        grad_hidden[part] = (grad @ items[:sampled]).float()
+        grad_items[:sampled] += (grad.T @ states).float()
+        if outside_grad is not None:
+            rows = outside.nonzero().squeeze(1)
+            scale, columns = outside_grad[rows, None], rejected_col[rows]
+            grad_hidden[start + rows] += scale * items[columns].float()
+            grad_items.index_add_(0, columns, scale * states[rows].float())
     ce = ce_sum / n_target
     ntr = ntr_sum / n_rejected
     if need_grad:
-        grad_table = torch.cat([torch.zeros_like(grad_items[:1]), grad_items]).to(table.dtype)
-        ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_table)
+        ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_items.to(table.dtype))
     ctx.mark_non_differentiable(ce, ntr)
     return ce + weight * ntr, ce, ntr
+
+
+def candidate_softmax_loss(
+    hidden: torch.Tensor,
+    candidates: torch.Tensor,
+    target_columns: torch.Tensor,
+    rejected_columns: torch.Tensor,
+    not_to_recommend_weight: float = 0.0,
+    budget_mib: float = 256.0,
+    offsets: torch.Tensor | None = None,
+    rejected_in_ranking: bool = True,
+) -> CatalogueLoss:
+    """Mean softmax cross-entropy over the rows with a target column plus ``weight`` x
+    mean ``-log(1 - p(rejected))`` over the rows with a rejected column.
+
+    ``hidden`` (N, d) states, ``candidates`` (C, d) the embeddings of the columns,
+    ``target_columns`` / ``rejected_columns`` (N,) each row's column (-1 = none).
+    Without ``offsets`` every column is a candidate of every row (the catalogue). With
+    ``offsets`` (S,), the first S columns are the sample: the offsets are added to
+    every row's logits of them, but at its own target and, with
+    ``rejected_in_ranking``, its own rejected item (those keep their raw logit); a
+    column past the sample is some rows' rejected item and a candidate of those rows
+    only (of their ranking with ``rejected_in_ranking``, and of their
+    not-to-recommend term, which always takes the rejected item's raw logit). Targets
+    must lie in the sample. Under autocast the matrix products run in the autocast
+    dtype; logsumexp and the loss are always float32.
+    """
+    if hidden.dim() != 2 or hidden.shape[1] != candidates.shape[1]:
+        raise ValueError(f"hidden {tuple(hidden.shape)} must be (N, {candidates.shape[1]})")
+    if target_columns.shape != hidden.shape[:1] or rejected_columns.shape != hidden.shape[:1]:
+        raise ValueError("targets and rejected must each hold one column per row of hidden")
+    if offsets is not None and (offsets.dim() != 1 or len(offsets) > len(candidates)):
+        raise ValueError(f"offsets {tuple(offsets.shape)} must hold one value per sampled column")
+    device = hidden.device.type
+    compute_dtype = (
+        torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+    )
+    rows = chunk_rows(candidates.shape[0], budget_mib)
+    total, ce, ntr = _ChunkedCandidateSoftmax.apply(
+        hidden,
+        candidates,
+        target_columns,
+        rejected_columns,
+        offsets,
+        float(not_to_recommend_weight),
+        rejected_in_ranking,
+        rows,
+        compute_dtype,
+    )
+    return CatalogueLoss(total, float(ce), float(ntr))
 
 
 def catalogue_softmax_loss(
@@ -164,20 +299,11 @@ def catalogue_softmax_loss(
     ``weight`` x mean ``-log(1 - p(rejected))`` over rows with a rejected item.
 
     ``hidden`` (N, d) states, ``table`` (num_items + 1, d) output embeddings (row 0 is
-    padding, never a candidate), ``targets`` / ``rejected`` (N,) item ids, 0 = none.
-    Under autocast the matrix products run in the autocast dtype; logsumexp and the
-    loss are always float32.
+    padding, never a candidate), ``targets`` / ``rejected`` (N,) item ids, 0 = none:
+    :func:`candidate_softmax_loss` with every item a column and no offsets.
     """
     if hidden.dim() != 2 or hidden.shape[1] != table.shape[1]:
         raise ValueError(f"hidden {tuple(hidden.shape)} must be (N, {table.shape[1]})")
-    if targets.shape != hidden.shape[:1] or rejected.shape != hidden.shape[:1]:
-        raise ValueError("targets and rejected must each hold one item id per row of hidden")
-    device = hidden.device.type
-    compute_dtype = (
-        torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+    return candidate_softmax_loss(
+        hidden, table[1:], targets - 1, rejected - 1, not_to_recommend_weight, budget_mib
     )
-    rows = chunk_rows(table.shape[0] - 1, budget_mib)
-    total, ce, ntr = _ChunkedCatalogueSoftmax.apply(
-        hidden, table, targets, rejected, float(not_to_recommend_weight), rows, compute_dtype
-    )
-    return CatalogueLoss(total, float(ce), float(ntr))

@@ -2,7 +2,9 @@
 
 Why one function: the in-process loop, the Ray Train worker and the benchmarks must
 compute exactly the same objective; the choices (loss, sampling mode, rejected items as
-hard negatives, weight w) all come from ``ObjectiveConfig``.
+hard negatives, weight w) all come from ``ObjectiveConfig``. ``loss: auto`` is resolved
+once a run, before any batch (``negrec.objectives.choice``), since its choice depends on
+the run's batch shape and catalogue, not on one batch.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from negrec.batching import TrainBatch
 from negrec.config import ObjectiveConfig
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.model.scoring import score_items, score_per_position, score_shared
-from negrec.objectives.catalogue_softmax import catalogue_softmax_loss
+from negrec.objectives.catalogue_softmax import CatalogueLoss, catalogue_softmax_loss
 from negrec.objectives.losses import (
     bce_loss,
     gbce_beta,
@@ -24,6 +26,11 @@ from negrec.objectives.losses import (
     not_to_recommend_loss,
     sampled_not_to_recommend_loss,
     sampled_softmax_loss,
+)
+from negrec.objectives.sampled_candidates import (
+    TargetFrequencies,
+    draw_negatives,
+    in_batch_softmax_loss,
 )
 from negrec.objectives.sampling import uniform_negatives
 
@@ -36,6 +43,12 @@ class LossValue:
     ranking: float
     not_to_recommend: float
     positions: int
+
+
+def needs_target_frequencies(config: ObjectiveConfig) -> bool:
+    """Whether the objective needs the training targets' item counts: in-batch sampled
+    softmax does, for its log-Q correction and popularity draws."""
+    return config.loss == "softmax" and config.sampling == "in_batch"
 
 
 def _negative_scores(
@@ -79,6 +92,11 @@ def ranking_loss(
     return sampled_softmax_loss(pos, neg, hard, valid)
 
 
+def _softmax_value(loss: CatalogueLoss, batch: TrainBatch) -> LossValue:
+    positions = int((batch.targets > 0).sum())
+    return LossValue(loss.total, loss.cross_entropy, loss.not_to_recommend, positions)
+
+
 def _catalogue_loss(
     model: ActionAwareGSASRec, hidden: torch.Tensor, batch: TrainBatch, config: ObjectiveConfig
 ) -> LossValue:
@@ -92,8 +110,36 @@ def _catalogue_loss(
         config.not_to_recommend_weight,
         config.logits_chunk_mib,
     )
-    positions = int((batch.targets > 0).sum())
-    return LossValue(loss.total, loss.cross_entropy, loss.not_to_recommend, positions)
+    return _softmax_value(loss, batch)
+
+
+def _in_batch_loss(
+    model: ActionAwareGSASRec,
+    hidden: torch.Tensor,
+    batch: TrainBatch,
+    config: ObjectiveConfig,
+    frequencies: TargetFrequencies,
+    generator: torch.Generator | None,
+) -> LossValue:
+    """``softmax`` + ``in_batch``: every position against the batch's targets and k
+    draws, log-Q corrected (``negrec.objectives.sampled_candidates``)."""
+    uses_rejected = config.rejected_as_negatives or config.not_to_recommend_weight > 0
+    rejected = batch.rejected if uses_rejected else torch.zeros_like(batch.rejected)
+    rows = (batch.targets > 0) | (rejected > 0)
+    distribution = config.negative_distribution
+    loss = in_batch_softmax_loss(
+        hidden[rows],
+        model.output_weights,
+        batch.targets[rows],
+        rejected[rows],
+        draw_negatives(distribution, frequencies, config.negatives, generator),
+        frequencies,
+        distribution,
+        config.not_to_recommend_weight,
+        config.logits_chunk_mib,
+        config.rejected_as_negatives,
+    )
+    return _softmax_value(loss, batch)
 
 
 def training_loss(
@@ -102,15 +148,28 @@ def training_loss(
     config: ObjectiveConfig,
     generator: torch.Generator | None = None,
     encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    frequencies: TargetFrequencies | None = None,
 ) -> LossValue:
     """Loss of one batch over every position that has a next positive item.
 
     ``encode`` is the callable that runs the forward pass (the DDP wrapper of ``model``
     in distributed training, so gradients are synchronised); scoring uses ``model``.
-    The not-to-recommend term takes the form of the ranking loss: the softmax's own
-    ``-log(1 - p(rejected))`` for ``ce`` and ``softmax``, ``softplus(score)`` for the
-    binary losses.
+    ``frequencies`` (the training targets' item counts, on the batch's device) are
+    needed by ``in_batch`` sampling only. The not-to-recommend term takes the form of
+    the ranking loss: the softmax's own ``-log(1 - p(rejected))`` for ``ce`` and
+    ``softmax``, ``softplus(score)`` for the binary losses.
     """
+    if config.loss == "auto":
+        raise ValueError(
+            "objective.loss=auto must be resolved for the run first "
+            "(negrec.objectives.choice.resolve_objective; the training loop does)"
+        )
+    if needs_target_frequencies(config) and frequencies is None:
+        raise ValueError(
+            "objective.sampling=in_batch needs the training targets' item counts for its "
+            "log-Q correction: pass frequencies=TargetFrequencies.from_counts("
+            "count_targets(...)) (the training loop does)"
+        )
     hidden = (encode or model)(batch.items, batch.actions)
     has_target = batch.targets > 0
     has_rejected = batch.rejected > 0
@@ -119,6 +178,8 @@ def training_loss(
         return LossValue(hidden.sum() * 0.0, 0.0, 0.0, 0)
     if config.loss == "ce":
         return _catalogue_loss(model, hidden, batch, config)
+    if needs_target_frequencies(config):
+        return _in_batch_loss(model, hidden, batch, config, frequencies, generator)
 
     pos = score_items(model, hidden, batch.targets)
     neg = _negative_scores(model, hidden, batch.targets, config, generator)

@@ -7,11 +7,12 @@ into a :class:`~negrec.distributed.trainer.TrainJob` and prints the summary.
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from negrec import metrics, recipes, storage, tracking
 from negrec.config import load_config
 from negrec.distributed.resources import DEFAULT_CACHE_LIMIT_MIB
-from negrec.distributed.trainer import TrainJob, run
+from negrec.distributed.trainer import PlacementStrategy, TrainJob, run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cpus-per-worker",
         type=float,
         help="CPUs (and so torch threads) per worker (default: planned so Ray Data keeps one)",
+    )
+    parser.add_argument(
+        "--placement-strategy",
+        choices=get_args(PlacementStrategy),
+        default="PACK",
+        help="how Ray places the workers on nodes: PACK (as few nodes as possible), SPREAD "
+        "(across nodes where they fit), STRICT_SPREAD (each on a node of its own; the run "
+        "waits for enough nodes)",
     )
     parser.add_argument(
         "--config",
@@ -60,6 +69,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
         workers=args.workers,
         gpu=args.gpu,
         cpus_per_worker=args.cpus_per_worker,
+        placement_strategy=args.placement_strategy,
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
         keep_checkpoints=args.keep_checkpoints,

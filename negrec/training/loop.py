@@ -20,7 +20,9 @@ from negrec.checkpoint import TrainState
 from negrec.config import NegrecConfig, TrainConfig
 from negrec.evaluation.batch_metrics import EvaluationSums, evaluate, model_scorer
 from negrec.model.gsasrec import ActionAwareGSASRec
-from negrec.objectives.training_loss import training_loss
+from negrec.objectives.choice import resolve_objective
+from negrec.objectives.sampled_candidates import TargetFrequencies, count_targets
+from negrec.objectives.training_loss import needs_target_frequencies, training_loss
 from negrec.training.lr_schedule import set_lr
 from negrec.training.precision import autocast_for
 
@@ -134,6 +136,7 @@ def _train_epoch(
     config: NegrecConfig,
     device: torch.device,
     state: TrainState,
+    frequencies: TargetFrequencies | None,
 ) -> EpochStats:
     core = _unwrap(model)
     model.train()
@@ -150,7 +153,9 @@ def _train_epoch(
         batch = batch.to(device)
         waited += time.perf_counter() - fetch
         with autocast_for(config.train, device):
-            loss = training_loss(core, batch, config.objective, encode=model)
+            loss = training_loss(
+                core, batch, config.objective, encode=model, frequencies=frequencies
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         if config.train.grad_clip is not None:
@@ -171,6 +176,15 @@ def _train_epoch(
         train_seconds=time.perf_counter() - start,
         data_wait_seconds=waited,
     )
+
+
+def target_frequencies(
+    batches: Iterable[TrainBatch], num_items: int, hooks: LoopHooks, device: torch.device
+) -> TargetFrequencies:
+    """Every worker counts the targets of its training batches once; the sums over the
+    workers are the whole training split's counts, the same on every rank."""
+    counts = hooks.reduce_sums(count_targets(batches, num_items).to(device))
+    return TargetFrequencies.from_counts(counts)
 
 
 def validate(
@@ -208,10 +222,17 @@ def train(
     ``model`` may be DDP-wrapped. On return the (unwrapped) model holds the best
     validation weights. Seeded from ``config.train.seed``; the caller offsets the seed
     per rank. ``resume`` continues from a saved state (optimiser and RNG included).
+    ``objective.loss: auto`` is resolved here, for this model's catalogue and the
+    configured batch shape; in-batch sampling first counts the training targets (one
+    pass over ``train_batches``, no model work).
     """
     hooks = hooks or LoopHooks()
     device = torch.device(device)
     core = _unwrap(model)
+    objective = resolve_objective(
+        config.objective, core.num_items, config.train.batch_size, config.model.max_len
+    ).objective
+    config = config.model_copy(update={"objective": objective})
     optimizer = make_optimizer(model, config.train)
     state = resume or TrainState()
     if resume is None:
@@ -224,10 +245,15 @@ def train(
 
     started = time.perf_counter()
     first_epoch = state.epoch + 1
+    frequencies = None
+    if needs_target_frequencies(objective):
+        frequencies = target_frequencies(train_batches(first_epoch), core.num_items, hooks, device)
     stop_reason: str | None = None
     for epoch in range(first_epoch, config.train.max_epochs + 1):
         epoch_start = time.perf_counter()
-        stats = _train_epoch(model, train_batches(epoch), optimizer, config, device, state)
+        stats = _train_epoch(
+            model, train_batches(epoch), optimizer, config, device, state, frequencies
+        )
         val = validate(model, val_batches(), device, hooks, config.train.eval_k)
         ndcg = val[metrics.ndcg(config.train.eval_k)]
         improved = ndcg > state.best_ndcg
