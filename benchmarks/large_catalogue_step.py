@@ -31,14 +31,14 @@ from negrec.action_codes import NEGATIVE, POSITIVE
 from negrec.batching import TrainBatch, train_batch_from_arrays, training_arrays
 from negrec.config import ModelConfig, ObjectiveConfig, TrainConfig
 from negrec.model import ActionAwareGSASRec
-from negrec.objectives.choice import batch_logits_mib, resolve_objective
+from negrec.objectives.choice import batch_logits_mib, describe, resolve_objective
 from negrec.objectives.sampled_candidates import (
     TargetFrequencies,
     count_targets,
     draw_negatives,
     in_batch_candidates,
 )
-from negrec.objectives.training_loss import training_loss
+from negrec.objectives.training_loss import needs_target_frequencies, training_loss
 from negrec.training.loop import make_optimizer
 
 BATCH, LENGTH = 128, 200
@@ -59,17 +59,34 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(num_items: int, steps: int, negatives: int) -> dict[str, Any]:
-    rng = np.random.default_rng(0)
-    batches = [random_batch(num_items, rng) for _ in range(steps + 1)]
-    frequencies = TargetFrequencies.from_counts(count_targets(batches, num_items))
-    objective = ObjectiveConfig(
+def sampled_softmax(negatives: int) -> ObjectiveConfig:
+    """In-batch candidates plus ``negatives`` uniform draws, log-Q corrected, with the
+    not-to-recommend term: what ``objective.loss: auto`` resolves to past its budget."""
+    return ObjectiveConfig(
         loss="softmax",
         sampling="in_batch",
         negatives=negatives,
         not_to_recommend_weight=NTR_WEIGHT,
     )
-    auto = objective.model_copy(update={"loss": "auto"})
+
+
+def time_steps(
+    num_items: int, objective: ObjectiveConfig, steps: int, threads: int | None = None
+) -> dict[str, Any]:
+    """One warm-up and ``steps`` timed optimiser steps of the product's training step
+    (model class, ``training_loss``, the loop's optimiser and clipping) on random
+    batches, with ``objective`` resolved as the training loop resolves it for this
+    catalogue at 128 x 200 positions (``auto``: ce or in-batch softmax). The peak RSS
+    is this process's whole life's, so compare peaks of calls in separate processes."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    choice = resolve_objective(objective, num_items, BATCH, LENGTH)
+    resolved = choice.objective
+    rng = np.random.default_rng(0)
+    batches = [random_batch(num_items, rng) for _ in range(steps + 1)]
+    frequencies = None
+    if needs_target_frequencies(resolved):
+        frequencies = TargetFrequencies.from_counts(count_targets(batches, num_items))
     train = TrainConfig(batch_size=BATCH)
     torch.manual_seed(0)
     model = ActionAwareGSASRec(num_items, MODEL)
@@ -80,28 +97,34 @@ def run(num_items: int, steps: int, negatives: int) -> dict[str, Any]:
     times = []
     for batch in batches:
         start = time.perf_counter()
-        loss = training_loss(model, batch, objective, generator, frequencies=frequencies)
+        loss = training_loss(model, batch, resolved, generator, frequencies=frequencies)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
         times.append(time.perf_counter() - start)
         print(f"step {len(times)}: {times[-1]:.2f} s, loss {loss.ranking:.3f}", flush=True)
-    draws = draw_negatives("uniform", frequencies, negatives, generator)
-    columns = [
-        len(in_batch_candidates(b.targets, b.rejected, draws, frequencies, "uniform").items)
-        for b in batches
-    ]
+    candidates = None
+    if frequencies is not None:
+        kind = resolved.negative_distribution
+        draws = draw_negatives(kind, frequencies, resolved.negatives, generator)
+        columns = [
+            len(in_batch_candidates(b.targets, b.rejected, draws, frequencies, kind).items)
+            for b in batches
+        ]
+        candidates = int(median(columns))
+    seconds = median(times[1:])  # the first step warms up
     return {
         "items": num_items,
-        "negatives": negatives,
-        "auto": resolve_objective(auto, num_items, BATCH, LENGTH).line(),
-        "median_s_per_step": round(median(times[1:]), 3),  # the first step warms up
+        "objective": describe(resolved),
+        "choice": choice.reason,
+        "median_s_per_step": round(seconds, 3),
+        "sequences_per_s": round(BATCH / seconds, 1),
         "step_seconds": [round(t, 2) for t in times],
         "steps_timed": steps,
         "peak_rss_mib": round(peak_rss_mib()),
         "state_mib": round(state_mib),
-        "candidates_per_step": int(median(columns)),
+        "candidates_per_step": candidates,
         "threads": torch.get_num_threads(),
         "full_logits_gib": round(batch_logits_mib(num_items, BATCH * LENGTH) / 1024, 1),
     }
@@ -155,10 +178,12 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary last")
     args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
 
-    result = run(args.items, args.steps, args.negatives)
+    objective = sampled_softmax(args.negatives)
+    result = time_steps(args.items, objective, args.steps, args.threads)
+    auto = objective.model_copy(update={"loss": "auto"})
+    result["negatives"] = args.negatives
+    result["auto"] = resolve_objective(auto, args.items, BATCH, LENGTH).line()
     table = section(result)
     update_section(BENCHMARKS_MD, "large_catalogue_step", table)
     print(table)

@@ -17,12 +17,10 @@ line is a JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import pyarrow as pa
 import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measured import TreeMemory
 from report import BENCHMARKS_MD, machine, update_section
 
 from negrec.action_codes import CODES
@@ -42,36 +41,6 @@ from negrec.data.generated_log import run as generate_log
 from negrec.data.preparation import prepare
 from negrec.data.prepare_config import PrepareConfig
 from negrec.data.splits import validation_keys
-
-GIB = 2**30
-
-
-class PeakRss(threading.Thread):
-    """Samples the summed RSS of this process and all its descendants."""
-
-    def __init__(self, interval_s: float = 0.5) -> None:
-        import psutil  # vendored by Ray: importable only after ``import ray``
-
-        super().__init__(daemon=True)
-        self.psutil = psutil
-        self.interval_s, self.peak, self.stopped = interval_s, 0, threading.Event()
-        self.root = psutil.Process()
-
-    def sample(self) -> int:
-        total = 0
-        for process in [self.root, *self.root.children(recursive=True)]:
-            with contextlib.suppress(self.psutil.Error):  # exited between listing and reading
-                total += process.memory_info().rss
-        return total
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval_s):
-            self.peak = max(self.peak, self.sample())
-
-    def reset(self) -> int:
-        """The peak since the last reset (including one fresh sample)."""
-        peak, self.peak = max(self.peak, self.sample()), 0
-        return peak
 
 
 def generated_log(workdir: Path, events: int, users: int, items: int, seed: int) -> Path:
@@ -183,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     config = PrepareConfig(events=str(events_dir), out=str(workdir / "prepared-ray"))
 
     load_before = os.getloadavg()[0]  # another busy process skews a 2-core measurement
-    sampler = PeakRss()
-    sampler.start()
+    sampler = TreeMemory(os.getpid())
     started = time.perf_counter()
     ray.init(
         num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
@@ -214,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "events": manifest.rows_in,
         "events_per_s": round(manifest.rows_in / prepare_s),
         "baseline_events_per_s": round(manifest.rows_in / baseline_s),
-        "peak_rss_gib": round(peak_ray / GIB, 2),
-        "baseline_peak_rss_gib": round(peak_baseline / GIB, 2),
+        "peak_rss_gib": round(peak_ray / 1024, 2),
+        "baseline_peak_rss_gib": round(peak_baseline / 1024, 2),
         "prepare_s": prepare_s,
         "ray_start_s": round(ray_start_s, 2),
         "baseline_s": round(baseline_s, 2),

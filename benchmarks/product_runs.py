@@ -5,29 +5,31 @@ user runs (Ray Train worker, the one training loop, the product's evaluation), n
 a loop written for the benchmark. Each run is kept as a JSON file (committed under
 ``benchmarks/results/``), keyed by its name and seed, so a table can be rebuilt - and
 long runs spread over several sessions - without training again. While a run trains,
-the resident memory of its Ray Train worker processes is sampled, and the peak kept.
+the resident memory of its Ray Train worker process is sampled (``measured.py``), and
+the peak kept.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measured import json_line, run_measured, shown
 
 from negrec import checkpoint
 
 NEGREC = str(Path(sys.executable).parent / "negrec")
 QUALITY_BAR = 0.16
 """Validation NDCG@10 whose first crossing is reported as time-to-quality."""
+WORKER_SAMPLE_S = 1.0
+"""Seconds between two readings of the Train worker's memory."""
 
 
 @dataclass(frozen=True)
@@ -74,49 +76,6 @@ def processor() -> str:
     return "unknown"
 
 
-class WorkerMemory:
-    """Peak resident memory of the Train worker processes under one process tree, and
-    the machine's mean load average meanwhile (wall minutes mean little without it)."""
-
-    def __init__(self, root: int, every_s: float = 1.0) -> None:
-        self.root, self.every_s = root, every_s
-        self.peak_mib = 0.0
-        self.loads: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.loads.append(os.getloadavg()[0])
-            try:
-                tree = psutil.Process(self.root).children(recursive=True)
-            except psutil.NoSuchProcess:
-                return
-            for proc in tree:
-                try:
-                    if "TrainWorker" in " ".join(proc.cmdline()):
-                        self.peak_mib = max(self.peak_mib, proc.memory_info().rss / 2**20)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-
-    def stop(self) -> tuple[float, float]:
-        """(peak worker RSS MiB, mean load average)."""
-        self._stop.set()
-        self._thread.join()
-        return self.peak_mib, sum(self.loads) / max(len(self.loads), 1)
-
-
-def _json_line(output: str) -> dict[str, Any]:
-    return json.loads(output.strip().splitlines()[-1])
-
-
-def _shown(command: list[str]) -> str:
-    """The command as a reader would type it: ``negrec`` by name, spaced values quoted."""
-    shown = [a if " " not in a else f"'{a}'" for a in command]
-    return " ".join([Path(shown[0]).name, *shown[1:]])
-
-
 def mean_sd(values: list[float]) -> str:
     """``mean`` for one value, ``mean ± sd`` (sample sd) for several."""
     if len(values) == 1:
@@ -124,10 +83,10 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def minutes_cell(run: RunResult) -> str:
+def minutes_cell(run: RunResult, decimals: int = 0) -> str:
     """Wall minutes with the machine's mean load meanwhile (they mean little without it)."""
     load = "" if run.mean_load is None else f" (load {run.mean_load:.1f})"
-    return f"{run.minutes:.0f}{load}"
+    return f"{run.minutes:.{decimals}f}{load}"
 
 
 def _latest_history(storage: Path, name: str) -> list[dict[str, float]]:
@@ -151,8 +110,8 @@ def evaluate_test(
             [*command, "--json"], stdout=subprocess.PIPE, stderr=sink, text=True
         )
     if evaluated.returncode != 0:
-        raise RuntimeError(f"{_shown(command)} failed ({evaluated.returncode}); see {log}")
-    return _shown(command), _json_line(evaluated.stdout)
+        raise RuntimeError(f"{shown(command)} failed ({evaluated.returncode}); see {log}")
+    return shown(command), json_line(evaluated.stdout)
 
 
 def train_and_evaluate(
@@ -163,11 +122,13 @@ def train_and_evaluate(
     log: Path,
     quality_bar: float = QUALITY_BAR,
     evaluate_data: Path | None = None,
+    evaluate: bool = True,
 ) -> RunResult:
     """``negrec train`` then ``negrec evaluate --split test`` on its best weights (on
     ``evaluate_data`` when given: e.g. a model trained on positives only, scored on the
-    action-aware split of the same log); steps and minutes to ``quality_bar`` (validation
-    NDCG@10) from the run's history."""
+    action-aware split of the same log; none without ``evaluate``: where ranking every
+    test user against the whole catalogue would take longer than the training); steps
+    and minutes to ``quality_bar`` (validation NDCG@10) from the run's history."""
     name = f"{variant.slug}-seed{seed}"
     storage = workdir / "runs"
     command = [
@@ -190,38 +151,30 @@ def train_and_evaluate(
         *(arg for item in [*variant.overrides, f"train.seed={seed}"] for arg in ("--set", item)),
         "--json",
     ]
-    with log.open("a") as sink:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, text=True)
-        memory = WorkerMemory(process.pid)
-        output, _ = process.communicate()
-        peak, load = memory.stop()
-        sink.write(output)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}); see {log}")
-    summary = _json_line(output)
-    evaluate, test = evaluate_test(summary["checkpoint"], log, evaluate_data)
+    trained = run_measured(command, log, match="TrainWorker", every_s=WORKER_SAMPLE_S)
     history = _latest_history(storage, name)
     result = RunResult(
         name=variant.name,
         seed=seed,
         workers=variant.workers,
-        command=_shown(command),
+        command=shown(command),
         processor=processor(),
-        evaluate_command=evaluate,
-        stop_reason=summary["stop_reason"] or "",
+        stop_reason=trained.summary["stop_reason"] or "",
         steps=int(history[-1]["step"]),
         epochs=int(history[-1]["epoch"]),
         minutes=float(history[-1]["minutes"]),
         best_epoch=max(history, key=lambda h: h["ndcg@10"])["epoch"],
-        peak_worker_rss_mib=round(peak, 1),
-        mean_load=round(load, 2),
+        peak_worker_rss_mib=round(trained.peak_mib, 1),
+        mean_load=round(trained.mean_load, 2),
         curve=[{k: h[k] for k in ("epoch", "step", "minutes", "ndcg@10", "loss")} for h in history],
-        test=test,
     )
     crossing = next((h for h in history if h["ndcg@10"] >= quality_bar), None)
     if crossing is not None:
         result.steps_to_quality = int(crossing["step"])
         result.minutes_to_quality = float(crossing["minutes"])
+    if evaluate:
+        best = trained.summary["checkpoint"]
+        result.evaluate_command, result.test = evaluate_test(best, log, evaluate_data)
     return result
 
 
@@ -275,14 +228,18 @@ def cached_run(
     workdir: Path,
     results: Path,
     evaluate_data: Path | None = None,
+    evaluate: bool = True,
 ) -> RunResult:
-    """The saved result of this variant and seed, or train it and save it."""
+    """The saved result of this variant and seed, or train it (and test it, with
+    ``evaluate``) and save it."""
     kept = kept_run(results, variant, seed)
     if kept is not None:
         return kept
     path = result_path(results, variant, seed)
     log = workdir / f"{path.stem}.log"
-    result = train_and_evaluate(variant, seed, prepared, workdir, log, evaluate_data=evaluate_data)
+    result = train_and_evaluate(
+        variant, seed, prepared, workdir, log, evaluate_data=evaluate_data, evaluate=evaluate
+    )
     results.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result

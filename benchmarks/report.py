@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import statistics
 from pathlib import Path
 
@@ -63,3 +64,17 @@ def update_section(path: Path, name: str, markdown: str) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def docs_folder(requested: Path | None, quick: bool, workdir: Path) -> Path:
+    """Where a run writes its section and figures: ``requested`` (``--docs``) if given;
+    else, for a ``--quick`` run, a copy of docs/benchmarks.md under ``workdir`` (a trial
+    at toy sizes must not overwrite the committed measurements); else docs/."""
+    if requested is None and not quick:
+        return DOCS
+    folder = requested or workdir / "docs"
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / BENCHMARKS_MD.name
+    if not copy.exists():
+        shutil.copyfile(BENCHMARKS_MD, copy)
+    return folder

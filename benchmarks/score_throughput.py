@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,36 +25,17 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated import prepared_log
 from report import BENCHMARKS_MD, machine, median, update_section
 
 from negrec import checkpoint
 from negrec.config import build_config
-from negrec.data import generated_log
 from negrec.data.loaders import load_prepared
-from negrec.data.manifest import MANIFEST
-from negrec.data.preparation import prepare
-from negrec.data.prepare_config import PrepareConfig
 from negrec.model import ActionAwareGSASRec
 from negrec.runtime import ensure_ray, quiet_ray_logging
 from negrec.serving.batch import DEFAULT_BATCH_SIZE, score
 
 K = 10
-
-
-def prepared_log(workdir: Path, users: int, items: int, events: int) -> str:
-    """A generated log, prepared once per size (cached under ``workdir``)."""
-    name = f"u{users}-i{items}-e{events}"
-    out = workdir / f"prepared-{name}"
-    if not (out / MANIFEST).exists():
-        log = workdir / f"log-{name}"
-        shutil.rmtree(log, ignore_errors=True)
-        generated_log.run(
-            generated_log.GenerateConfig(
-                out=str(log), users=users, items=items, events=events, seed=0
-            )
-        )
-        prepare(PrepareConfig(events=str(log), out=str(out)))
-    return str(out)
 
 
 def untrained_checkpoint(data: str, workdir: Path) -> str:
@@ -103,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
+    data = str(prepared_log(workdir, args.users, args.items, events))
     quiet_ray_logging()  # Ray's INFO lines and progress bars off, as in `negrec score`
     ensure_ray()
-    data = prepared_log(workdir, args.users, args.items, events)
     model = untrained_checkpoint(data, workdir)
     out = workdir / "scores"
     score(model, data, "train", str(out), k=K, actors=1, batch_size=args.batch_size)  # warm-up
