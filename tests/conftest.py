@@ -11,7 +11,9 @@ import pytest
 
 # Checks shared between test modules keep pytest's detailed assertion messages; this
 # must come before they are first imported.
-pytest.register_assert_rewrite("tests.cluster", "tests.serving_helpers", "tests.train_runs")
+pytest.register_assert_rewrite(
+    "tests.cluster", "tests.objective_helpers", "tests.serving_helpers", "tests.train_runs"
+)
 
 if TYPE_CHECKING:
     from ray.cluster_utils import Cluster

@@ -9,8 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from negrec.batching import TrainBatch
-from negrec.config import ModelConfig, ObjectiveConfig
-from negrec.model import ActionAwareGSASRec
+from negrec.config import ObjectiveConfig
 from negrec.model.scoring import score_items
 from negrec.objectives import (
     bce_loss,
@@ -21,6 +20,7 @@ from negrec.objectives import (
     training_loss,
     uniform_negatives,
 )
+from tests.objective_helpers import small_batch, small_model
 
 
 def reference_gbce(pos: torch.Tensor, neg: torch.Tensor, beta: float) -> torch.Tensor:
@@ -118,23 +118,9 @@ def test_not_to_recommend_term_matches_formula_and_is_zero_when_empty() -> None:
     assert float(not_to_recommend_loss(torch.zeros(0))) == 0.0
 
 
-def _model(num_items: int = 40, seed: int = 0) -> ActionAwareGSASRec:
-    torch.manual_seed(seed)
-    return ActionAwareGSASRec(num_items, ModelConfig(max_len=6, dim=16, blocks=1, dropout=0.0))
-
-
-def _batch() -> TrainBatch:
-    items = torch.tensor([[0, 3, 7, 9, 4, 2], [5, 6, 8, 1, 11, 12]])
-    actions = torch.tensor([[0, 0, 1, 0, 0, 1], [0, 1, 0, 0, 0, 0]])
-    targets = torch.tensor([[0, 9, 9, 4, 2, 13], [8, 8, 1, 11, 12, 14]])
-    # The interaction after position t was a negative on this item (0 = it was not).
-    rejected = torch.tensor([[0, 7, 0, 0, 2, 0], [6, 0, 0, 0, 0, 0]])
-    return TrainBatch(items, actions, targets, rejected)
-
-
 def test_one_optimiser_step_on_not_to_recommend_lowers_the_rejected_score() -> None:
-    model = _model()
-    batch = _batch()
+    model = small_model()
+    batch = small_batch()
     config = ObjectiveConfig(negatives=4, not_to_recommend_weight=1.0, rejected_as_negatives=False)
     has_rejected = batch.rejected > 0
 
@@ -158,8 +144,8 @@ def test_one_optimiser_step_on_not_to_recommend_lowers_the_rejected_score() -> N
 
 
 def test_shared_and_per_position_sampling_have_the_same_expected_loss() -> None:
-    model = _model(num_items=30).eval()
-    batch = _batch()
+    model = small_model(num_items=30).eval()
+    batch = small_batch()
     losses: dict[str, list[float]] = {"shared": [], "per_position": []}
     for mode in losses:
         config = ObjectiveConfig(
@@ -184,8 +170,8 @@ def test_uniform_negatives_cover_the_catalogue_and_skip_padding() -> None:
 
 
 def test_rejected_items_as_hard_negatives_raise_the_loss_when_they_score_high() -> None:
-    model = _model()
-    batch = _batch()
+    model = small_model()
+    batch = small_batch()
     plain = ObjectiveConfig(loss="gbce", negatives=4, rejected_as_negatives=False)
     hard = ObjectiveConfig(loss="gbce", negatives=4, rejected_as_negatives=True)
     with torch.no_grad():
@@ -195,8 +181,8 @@ def test_rejected_items_as_hard_negatives_raise_the_loss_when_they_score_high() 
 
 
 def test_batch_without_targets_gives_a_zero_loss_not_a_crash() -> None:
-    model = _model()
-    batch = _batch()
+    model = small_model()
+    batch = small_batch()
     empty = TrainBatch(batch.items, batch.actions, torch.zeros_like(batch.targets), batch.rejected)
     value = training_loss(model, empty, ObjectiveConfig(negatives=2))
     assert value.positions == 0 and float(value.total.detach()) == 0.0

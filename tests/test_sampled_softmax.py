@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from negrec.batching import TrainBatch
-from negrec.config import ConfigError, ModelConfig, ObjectiveConfig, build_config, load_config
+from negrec.config import ConfigError, ObjectiveConfig, build_config, load_config
 from negrec.model import ActionAwareGSASRec
 from negrec.objectives.catalogue_softmax import candidate_softmax_loss
 from negrec.objectives.choice import resolve_objective
@@ -24,6 +24,7 @@ from negrec.objectives.sampled_candidates import (
 from negrec.objectives.sampling import proportional_negatives
 from negrec.objectives.training_loss import LossValue, training_loss
 from negrec.training import train
+from tests.objective_helpers import small_batch, small_model
 from tests.patterns import pattern_sequences, split_last_positive, train_batches
 
 NUM_ITEMS = 30
@@ -266,22 +267,9 @@ def test_sampled_not_to_recommend_is_finite_and_exact_near_p_zero_and_one(
     assert torch.isfinite(hidden.grad).all()
 
 
-def _batch() -> TrainBatch:
-    items = torch.tensor([[0, 3, 7, 9, 4, 2], [5, 6, 8, 1, 11, 12]])
-    actions = torch.tensor([[0, 0, 1, 0, 0, 1], [0, 1, 0, 0, 0, 0]])
-    targets = torch.tensor([[0, 9, 9, 4, 2, 13], [8, 8, 1, 11, 12, 14]])
-    rejected = torch.tensor([[0, 7, 0, 0, 2, 0], [6, 0, 0, 0, 0, 0]])
-    return TrainBatch(items, actions, targets, rejected)
-
-
-def _model() -> ActionAwareGSASRec:
-    torch.manual_seed(0)
-    return ActionAwareGSASRec(NUM_ITEMS, ModelConfig(max_len=6, dim=16, blocks=1, dropout=0.0))
-
-
 @pytest.mark.parametrize("rejected_as_negatives", [True, False])
 def test_zero_weight_gives_exactly_the_plain_loss(rejected_as_negatives: bool) -> None:
-    model, batch = _model(), _batch()
+    model, batch = small_model(NUM_ITEMS), small_batch()
     frequencies = TargetFrequencies.from_counts(count_targets([batch], NUM_ITEMS))
 
     def value(weight: float, rejected: torch.Tensor) -> LossValue:
@@ -307,7 +295,7 @@ def test_zero_weight_gives_exactly_the_plain_loss(rejected_as_negatives: bool) -
 
 
 def test_in_batch_sampling_without_counts_or_unresolved_auto_is_refused() -> None:
-    model, batch = _model(), _batch()
+    model, batch = small_model(NUM_ITEMS), small_batch()
     with pytest.raises(ValueError, match=r"objective\.sampling=in_batch.*count_targets"):
         training_loss(model, batch, ObjectiveConfig(loss="softmax", sampling="in_batch"))
     with pytest.raises(ValueError, match=r"objective\.loss=auto must be resolved"):
@@ -315,7 +303,7 @@ def test_in_batch_sampling_without_counts_or_unresolved_auto_is_refused() -> Non
 
 
 def test_targets_are_counted_and_popularity_draws_follow_the_counts() -> None:
-    batch = _batch()
+    batch = small_batch()
     counts = count_targets([batch, batch], NUM_ITEMS)
     assert int(counts[0]) == 0 and int(counts[9]) == 4 and int(counts.sum()) == 2 * 11
     frequencies = TargetFrequencies.from_counts(zipf_counts())
@@ -378,7 +366,7 @@ def test_config_errors_name_the_key(overrides: list[str], key: str) -> None:
         load_config(overrides=overrides)
 
 
-def test_the_loop_resolves_auto_to_ce_on_a_small_catalogue_and_trains_in_batch() -> None:
+def test_the_loop_resolves_auto_to_ce_on_a_small_catalogue_and_trains_insmall_batch() -> None:
     items, actions = pattern_sequences(users=64, items=NUM_ITEMS, length=10, seed=0)
     train_items, train_actions, val = split_last_positive(items, actions)
 
