@@ -51,6 +51,7 @@ from negrec.data.translation import index_translation
 from negrec.errors import NegrecError
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.model.scoring import exclude_items, last_position_scores
+from negrec.native_memory import release_freed_memory
 from negrec.runtime import ensure_ray, quiet_ray_requested
 from negrec.serving.recommender import CHUNK
 from negrec.serving.vocabulary import Vocabulary
@@ -217,6 +218,7 @@ class _Scorer:
             best_ids, best_scores = self._top_k(chunk, items, actions, rows, known, used)
             ids.append(best_ids)
             scores.append(best_scores)
+        release_freed_memory()  # else the actor's heap grows by a forward pass a batch
         return self._table(batch, keep, ids, scores)
 
     def _top_k(
