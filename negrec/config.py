@@ -159,7 +159,10 @@ class TrainConfig(StrictModel):
     grad_clip: float | None = Field(1.0, gt=0.0, description="Max gradient norm; null = off.")
     max_epochs: int = Field(50, ge=1)
     steps_per_epoch: int | None = Field(
-        None, ge=1, description="Cap on optimiser steps per epoch; null = one pass."
+        None,
+        ge=1,
+        description="Cap on optimiser steps per epoch; the next epoch continues the same "
+        "pass over the data. null = an epoch is one pass.",
     )
     patience: int = Field(
         5, ge=1, description="Epochs without validation NDCG@eval_k gain before stopping."

@@ -174,3 +174,29 @@ def test_resume_after_epoch_two_matches_an_uninterrupted_run(schedule: dict) -> 
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_capped_epochs_continue_the_pass_instead_of_restarting_it() -> None:
+    """5 batches a pass, 2 steps an epoch, 5 epochs: the 10 steps are two whole passes,
+    so every row is trained on exactly twice (restarting the data at each epoch would
+    train on the first 2 batches of each pass only)."""
+    train_items, train_actions, val = _data()
+    drawn: list[tuple[int, int]] = []
+
+    def batches(pass_number: int):
+        passes.append(pass_number)
+        for index, batch in enumerate(
+            train_batches(train_items, train_actions, MAX_LEN, 32, seed=pass_number)
+        ):
+            drawn.append((pass_number, index))
+            yield batch
+
+    passes: list[int] = []
+    config = _config(max_epochs=5, patience=5, steps_per_epoch=2, length_buckets=1)
+    torch.manual_seed(config.train.seed)
+    model = ActionAwareGSASRec(NUM_ITEMS, config.model)
+    result = train(model, batches, lambda: [val], config)
+
+    assert result.state.step == 10
+    assert drawn == [(p, i) for p in (1, 2) for i in range(5)]
+    assert passes == [1, 2]

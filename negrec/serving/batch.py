@@ -490,7 +490,11 @@ def score(
                     },
                     batch_size=batch_size,
                     batch_format="pyarrow",
-                    compute=ray.data.ActorPoolStrategy(size=actors),
+                    # One file at a time an actor: with Ray's default (4 in flight) the
+                    # first actor up takes every file of a small split and the others idle.
+                    compute=ray.data.ActorPoolStrategy(
+                        size=actors, max_tasks_in_flight_per_actor=1
+                    ),
                     num_cpus=1,
                     num_gpus=1 if gpu else 0,
                 )

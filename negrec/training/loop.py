@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +27,7 @@ from negrec.training.lr_schedule import set_lr
 from negrec.training.precision import autocast_for
 
 TrainBatches = Callable[[int], Iterable[TrainBatch]]
-"""epoch (1-based) -> that epoch's training batches (shuffled by the data side)."""
+"""pass (1-based) -> one pass over the training batches (shuffled by the data side)."""
 ValBatches = Callable[[], Iterable[EvalBatch]]
 
 
@@ -129,9 +129,53 @@ class EpochStats:
     data_wait_seconds: float
 
 
+class _BatchStream:
+    """The training batches, epoch by epoch, length-bucketed.
+
+    Without ``train.steps_per_epoch`` an epoch is one pass, number ``epoch``. With it, an
+    epoch is a cap and the next one continues the pass where the last one stopped; a
+    new pass (reshuffled, with the next number) begins when one ends. Why: restarting
+    the data at every capped epoch would train on the first few thousand rows of the
+    stream again and again (the local shuffle buffer mixes only a window of it). A
+    resumed run begins a fresh pass: the position inside a pass is not checkpointed.
+    """
+
+    def __init__(self, batches: TrainBatches, config: TrainConfig, first_epoch: int) -> None:
+        self._batches, self._config = batches, config
+        self._pass = first_epoch - 1
+        self._current: Iterator[TrainBatch] | None = None
+
+    def _next_pass(self) -> Iterator[TrainBatch]:
+        self._pass += 1
+        generator = torch.Generator().manual_seed(self._config.seed * 1_000_003 + self._pass)
+        batches = self._batches(self._pass)
+        return iter(length_bucketed(batches, self._config.length_buckets, generator))
+
+    def epoch(self) -> Iterator[TrainBatch]:
+        """One epoch's batches: a whole pass, or ``steps_per_epoch`` of the stream."""
+        cap = self._config.steps_per_epoch
+        if cap is None:
+            yield from self._next_pass()
+            return
+        taken = 0
+        fresh = False
+        while taken < cap:
+            if self._current is None:
+                self._current, fresh = self._next_pass(), True
+            batch = next(self._current, None)
+            if batch is None:
+                self._current = None
+                if fresh:  # a pass that yields nothing: the data is empty
+                    return
+                continue
+            fresh = False
+            taken += 1
+            yield batch
+
+
 def _train_epoch(
     model: torch.nn.Module,
-    batches: Iterable[TrainBatch],
+    batches: Iterator[TrainBatch],
     optimizer: torch.optim.Optimizer,
     config: NegrecConfig,
     device: torch.device,
@@ -142,12 +186,10 @@ def _train_epoch(
     model.train()
     loss_sum = ntr_sum = waited = 0.0
     steps = samples = 0
-    generator = torch.Generator().manual_seed(config.train.seed * 1_000_003 + state.epoch + 1)
     start = time.perf_counter()
-    iterator = iter(length_bucketed(batches, config.train.length_buckets, generator))
-    while config.train.steps_per_epoch is None or steps < config.train.steps_per_epoch:
+    while True:
         fetch = time.perf_counter()
-        batch = next(iterator, None)
+        batch = next(batches, None)
         if batch is None:
             break
         batch = batch.to(device)
@@ -249,11 +291,10 @@ def train(
     if needs_target_frequencies(objective):
         frequencies = target_frequencies(train_batches(first_epoch), core.num_items, hooks, device)
     stop_reason: str | None = None
+    stream = _BatchStream(train_batches, config.train, first_epoch)
     for epoch in range(first_epoch, config.train.max_epochs + 1):
         epoch_start = time.perf_counter()
-        stats = _train_epoch(
-            model, train_batches(epoch), optimizer, config, device, state, frequencies
-        )
+        stats = _train_epoch(model, stream.epoch(), optimizer, config, device, state, frequencies)
         val = validate(model, val_batches(), device, hooks, config.train.eval_k)
         ndcg = val[metrics.ndcg(config.train.eval_k)]
         improved = ndcg > state.best_ndcg
