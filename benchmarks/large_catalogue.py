@@ -22,7 +22,8 @@ length 200, batch 128) per loss, all under the same ``train.time_budget_minutes`
 Reported per run: optimiser steps done, median seconds per step (per-epoch wall time,
 validation included, over steps, from the run's history), the peak RSS of the Ray
 Train worker (sampled every second) and the best validation NDCG@10 reached. No test
-evaluation: ranking every test user against 10^6 items would outlast the training.
+evaluation (``train.test_at_end: false`` in the recipe): ranking every test user against
+10^6 items would outlast the training.
 Each finished run is kept under ``benchmarks/results/large_catalogue/`` (``--quick``:
 under the workdir) and reused, so ``--table`` rebuilds the ``large_catalogue`` section
 of docs/benchmarks.md without training.

@@ -139,6 +139,12 @@ class TrainConfig(StrictModel):
 
     batch_size: int = Field(128, ge=1)
     eval_batch_size: int = Field(512, ge=1)
+    test_at_end: bool = Field(
+        True,
+        description="Rank every test user against the whole catalogue when training ends "
+        "(metrics test_*); false skips it (then `negrec evaluate`), for catalogues where "
+        "that outlasts the training.",
+    )
     lr: float = Field(1e-3, gt=0.0)
     lr_schedule: Literal["constant", "cosine", "linear"] = Field(
         "constant",

@@ -118,17 +118,18 @@ def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
 ) -> None:
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
 
-    def job(epochs: int) -> TrainJob:
+    def job(epochs: int, test_at_end: bool = True) -> TrainJob:
         return TrainJob(
             data=small_prepared,
             storage=f"{s3_bucket}/runs",
             name="resume",
             workers=1,
-            config=small_config(max_epochs=epochs, patience=5),
+            config=small_config(max_epochs=epochs, patience=5, test_at_end=test_at_end),
             tracking_uri=tracking_uri,
         )
 
-    first = run(job(1))
+    first = run(job(1, test_at_end=False))
+    assert first.test == {}  # train.test_at_end=false: no test ranking at the end
     assert first.checkpoint.startswith(f"{s3_bucket}/runs/resume/")
     assert checkpoint.load(first.checkpoint).state.epoch == 1
     steps_epoch_one = checkpoint.load(first.checkpoint).state.step
@@ -137,6 +138,7 @@ def test_rerun_with_same_name_resumes_with_saved_optimizer_on_s3(
     assert second.start_epoch == 2
     assert second.resumed_optimizer_step == steps_epoch_one > 0
     assert second.mlflow_run_id == first.mlflow_run_id
+    assert "test_ndcg_at_10" in second.test
     final = checkpoint.load(second.checkpoint)
     assert final.state.epoch == 2 and final.state.step == 2 * steps_epoch_one
     history = tracking.client(tracking_uri).get_metric_history(

@@ -255,14 +255,18 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
         resume=resume,
         device=device,
     )
-    test_batches = _strided(local_eval_batches(prepared, "test", eval_size, max_len), rank, world)
-    test = validate(wrapped, test_batches, device, hooks, config.train.eval_k)
-    final = {metrics.on_split("test", key): v for key, v in test.items()}
+    final: dict[str, float] = {}
+    if config.train.test_at_end:
+        test_split = local_eval_batches(prepared, "test", eval_size, max_len)
+        test = validate(
+            wrapped, _strided(test_split, rank, world), device, hooks, config.train.eval_k
+        )
+        final = {metrics.on_split("test", key): v for key, v in test.items()}
     if rank == 0:
         tracking.log_metrics(spec.tracking_uri, spec.mlflow_run_id, final, step=0)
         client = tracking.client(spec.tracking_uri)
         client.set_tag(spec.mlflow_run_id, tags.STOP_REASON, trained.stop_reason)
-        if spec.print_epochs:
+        if spec.print_epochs and final:
             say("test " + " ".join(f"{k} {v:.4f}" for k, v in final.items()))
     best = {
         metrics.best_val_ndcg(config.train.eval_k): trained.state.best_ndcg,
