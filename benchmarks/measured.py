@@ -85,8 +85,13 @@ class Measured:
 
 
 def json_line(output: str) -> dict[str, Any]:
-    """The JSON summary a product command prints last (``--json``)."""
-    return json.loads(output.strip().splitlines()[-1])
+    """The JSON summary a product command prints last (``--json``): the last line that is
+    a JSON object, since Ray's raylet may still print a warning after it (seen: "10
+    PYTHON worker processes have been started ..." as a 10^6-item run ended)."""
+    for line in reversed(output.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError(f"no JSON summary line in the command's output: {output[-500:]!r}")
 
 
 def shown(command: list[str]) -> str:
