@@ -181,6 +181,7 @@ def test_capped_epochs_continue_the_pass_instead_of_restarting_it() -> None:
     so every row is trained on exactly twice (restarting the data at each epoch would
     train on the first 2 batches of each pass only)."""
     train_items, train_actions, val = _data()
+    passes: list[int] = []
     drawn: list[tuple[int, int]] = []
 
     def batches(pass_number: int):
@@ -191,7 +192,6 @@ def test_capped_epochs_continue_the_pass_instead_of_restarting_it() -> None:
             drawn.append((pass_number, index))
             yield batch
 
-    passes: list[int] = []
     config = _config(max_epochs=5, patience=5, steps_per_epoch=2, length_buckets=1)
     torch.manual_seed(config.train.seed)
     model = ActionAwareGSASRec(NUM_ITEMS, config.model)
