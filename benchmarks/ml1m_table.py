@@ -83,6 +83,14 @@ VARIANTS = {
         ),
         (
             Variant(
+                "cross-entropy, every window of long histories, 73 passes (recipe probe)",
+                ML1M,
+                ["train.long_histories=windows", "train.max_epochs=73"],
+            ),
+            [0],
+        ),
+        (
+            Variant(
                 "cross-entropy, 2 DDP workers (64 rows each), 32 passes",
                 ML1M,
                 ["train.batch_size=64", "train.max_epochs=32"],

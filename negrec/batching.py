@@ -138,13 +138,20 @@ def left_pad(rows: Sequence[np.ndarray], width: int) -> np.ndarray:
 
 
 def training_arrays(
-    items: Sequence[np.ndarray], actions: Sequence[np.ndarray], max_len: int
+    items: Sequence[np.ndarray],
+    actions: Sequence[np.ndarray],
+    max_len: int,
+    windows: bool = False,
 ) -> dict[str, np.ndarray]:
     """Turn whole interaction sequences into left-padded training arrays.
 
     The input is ``interactions[:-1]``; at each position the target is the next positive
     item (negatives in between are skipped) and ``rejected`` is the next item when it
-    was a negative interaction. Only the last ``max_len`` positions are kept.
+    was a negative interaction. Only the last ``max_len`` positions are kept, or, with
+    ``windows``, a sequence longer than that gives one row per window of ``max_len``
+    positions counted back from the most recent, so that every position is trained on
+    once. Targets are found on the whole sequence first, so a window's last target may
+    lie in the next window, as it does in the sequence.
     """
     inputs, input_actions, targets, rejected = [], [], [], []
     for seq_items, seq_actions in zip(items, actions, strict=True):
@@ -158,10 +165,14 @@ def training_arrays(
         idx = np.where(positive_item > 0, np.arange(len(positive_item)), len(positive_item))
         next_pos_idx = np.minimum.accumulate(idx[::-1])[::-1]
         padded = np.append(positive_item, 0)
-        inputs.append(seq_items[:-1])
-        input_actions.append(seq_actions[:-1])
-        targets.append(padded[next_pos_idx])
-        rejected.append(np.where(nxt_actions == NEGATIVE, nxt_items, 0))
+        seq_targets = padded[next_pos_idx]
+        seq_rejected = np.where(nxt_actions == NEGATIVE, nxt_items, 0)
+        positions = len(nxt_items)
+        for end in range(positions, 0, -max_len) if windows and positions else [positions]:
+            inputs.append(seq_items[:end])
+            input_actions.append(seq_actions[:end])
+            targets.append(seq_targets[:end])
+            rejected.append(seq_rejected[:end])
     return {
         "items": left_pad(inputs, max_len),
         "actions": left_pad(input_actions, max_len),

@@ -219,6 +219,18 @@ def test_prepare_local_loaders_and_rerun(ray_session, synthetic_log, tmp_path, c
     )
     held = {k: torch.cat([b[k] for b in in_memory]) for k in keys}
     assert np.array_equal(sorted_rows(held), sorted_rows(expected))
+    # train.long_histories=windows: both paths give every window of the long sequences.
+    windowed = training_arrays(
+        loaders.list_column(table["items"]), loaders.list_column(table["actions"]), MAX_LEN, True
+    )
+    assert len(windowed["items"]) > table.num_rows  # the log has sequences over MAX_LEN
+    for dataset in (
+        loaders.train_dataset(prepared, MAX_LEN, windows=True),
+        loaders.train_dataset_in_memory(prepared, MAX_LEN, windows=True),
+    ):
+        parts = list(dataset.iter_torch_batches(batch_size=64, dtypes=torch.int64))
+        rows = {k: torch.cat([b[k] for b in parts]) for k in keys}
+        assert np.array_equal(sorted_rows(rows), sorted_rows(windowed))
 
     # In-process batches: shapes, deterministic per (seed, epoch), reshuffled per epoch.
     first = list(loaders.local_train_batches(prepared, 50, MAX_LEN, seed=1, epoch=0))

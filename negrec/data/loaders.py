@@ -75,13 +75,16 @@ def list_column(column: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     return np.split(values, offsets[1:-1] - offsets[0]) if len(column) else []
 
 
-def _training_batch(batch: pa.Table, max_len: int) -> dict[str, np.ndarray]:
-    return training_arrays(list_column(batch["items"]), list_column(batch["actions"]), max_len)
+def _training_batch(batch: pa.Table, max_len: int, windows: bool) -> dict[str, np.ndarray]:
+    return training_arrays(
+        list_column(batch["items"]), list_column(batch["actions"]), max_len, windows
+    )
 
 
-def train_dataset(prepared: PreparedData, max_len: int) -> ray.data.Dataset:
+def train_dataset(prepared: PreparedData, max_len: int, windows: bool = False) -> ray.data.Dataset:
     """Training rows as a Ray Data stream of fixed-length int64 arrays ``items, actions,
-    targets, rejected`` (each ``(max_len,)``), ready for ``iter_torch_batches``."""
+    targets, rejected`` (each ``(max_len,)``), ready for ``iter_torch_batches``; with
+    ``windows``, every window of a long sequence (``training_arrays``)."""
     import ray.data
 
     files = prepared.split_files["train"]
@@ -92,14 +95,20 @@ def train_dataset(prepared: PreparedData, max_len: int) -> ray.data.Dataset:
     return (
         ray.data.read_parquet(paths, filesystem=fs)
         .select_columns(["items", "actions"])
-        .map_batches(_training_batch, fn_kwargs={"max_len": max_len}, batch_format="pyarrow")
+        .map_batches(
+            _training_batch,
+            fn_kwargs={"max_len": max_len, "windows": windows},
+            batch_format="pyarrow",
+        )
     )
 
 
 IN_MEMORY_BLOCK_ROWS = 4096
 
 
-def train_dataset_in_memory(prepared: PreparedData, max_len: int) -> ray.data.Dataset:
+def train_dataset_in_memory(
+    prepared: PreparedData, max_len: int, windows: bool = False
+) -> ray.data.Dataset:
     """The same rows as :func:`train_dataset`, built on the driver and put in the object
     store as they are. For data that fits this skips Ray Data's read and map tasks,
     whose worker start-up dominated a small run's start (17.5 s of a 1,500-row
@@ -111,7 +120,9 @@ def train_dataset_in_memory(prepared: PreparedData, max_len: int) -> ray.data.Da
     table = read_split(prepared, "train")
     if table is None:
         raise NegrecError(f"{prepared.uri} has no training rows; re-run prepare on more data")
-    arrays = training_arrays(list_column(table["items"]), list_column(table["actions"]), max_len)
+    arrays = training_arrays(
+        list_column(table["items"]), list_column(table["actions"]), max_len, windows
+    )
     rows = pa.table({name: ArrowTensorArray.from_numpy(a) for name, a in arrays.items()})
     return ray.data.from_arrow(
         [

@@ -128,17 +128,29 @@ class TrainSummary(FrozenModel):
 BYTES_PER_POSITION = 4 * 8  # items, actions, targets, rejected as int64
 
 
-def training_data(prepared: Any, max_len: int, cache_limit_mib: int) -> Any:
+RowLayout = tuple[int, bool]
+"""How sequences become training rows: ``(model.max_len, windows)``; the training data
+is built once per layout (a sweep shares it between trials)."""
+
+
+def row_layout(config: NegrecConfig) -> RowLayout:
+    return config.model.max_len, config.train.long_histories == "windows"
+
+
+def training_data(prepared: Any, layout: RowLayout, cache_limit_mib: int) -> Any:
     """The training rows for Ray Train. Small enough data is built once on the driver
     and held in the object store: Ray Data re-reads and re-transforms a streamed
     dataset every epoch (seconds of fixed overhead per epoch even for a few thousand
     rows), and its read tasks cost a worker start-up before the first epoch."""
     from negrec.data.loaders import train_dataset, train_dataset_in_memory
 
+    max_len, windows = layout
     rows = prepared.manifest.splits["train"].rows
+    if windows:  # at most one more row per max_len interactions
+        rows += prepared.manifest.train_interactions // max_len
     if rows * max_len * BYTES_PER_POSITION <= cache_limit_mib << 20:
-        return train_dataset_in_memory(prepared, max_len)
-    return train_dataset(prepared, max_len)
+        return train_dataset_in_memory(prepared, max_len, windows)
+    return train_dataset(prepared, max_len, windows)
 
 
 def _log_run_inputs(client: Any, uri: str, run_id: str, job: TrainJob, manifest: Manifest) -> None:
@@ -238,7 +250,7 @@ def run(job: TrainJob, callbacks: Sequence[Any] = (), train_data: Any = None) ->
         datasets={
             "train": train_data
             if train_data is not None
-            else training_data(prepared, job.config.model.max_len, job.cache_limit_mib)
+            else training_data(prepared, row_layout(job.config), job.cache_limit_mib)
         },
         # Ray Train's default ingest options set the deprecated exclude_resources, which
         # makes Ray Data warn at every run; these are the same defaults without it.

@@ -22,7 +22,7 @@ others resume from their last checkpoints).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
@@ -39,6 +39,9 @@ from negrec.tuning.fine import derive_fine_space, seed_points
 from negrec.tuning.preset import SweepPlan, load_plan
 from negrec.tuning.space import Choice, SearchSpace
 from negrec.tuning.trial import Stage, TrialSpec
+
+if TYPE_CHECKING:
+    from negrec.distributed.trainer import RowLayout
 
 PLAN_FILE = "plan.json"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -79,13 +82,25 @@ def _check_same_plan(sweep_uri: str, plan: SweepPlan) -> None:
         )
 
 
-def _max_lens(space: SearchSpace, fixed: dict[str, Any]) -> list[int]:
-    """Sequence lengths the stage's trials train at (training data is built per length)."""
-    if "model.max_len" in space:
-        dimension = space["model.max_len"]
-        assert isinstance(dimension, Choice)  # integer keys take choices (space.check_space)
-        return [int(v) for v in dimension.values]
-    return [int(fixed.get("model.max_len", NegrecConfig().model.max_len))]
+def _choices(space: SearchSpace, fixed: dict[str, Any], key: str, default: Any) -> list[Any]:
+    """The values a key takes in a stage: its choices if searched, else the fixed value."""
+    if key in space:
+        dimension = space[key]
+        assert isinstance(dimension, Choice)  # integer and text keys take choices (check_space)
+        return list(dimension.values)
+    return [fixed.get(key, default)]
+
+
+def _row_layouts(space: SearchSpace, fixed: dict[str, Any]) -> list[RowLayout]:
+    """The row layouts the stage's trials train on (training data is built per layout)."""
+    defaults = NegrecConfig()
+    return [
+        (int(max_len), histories == "windows")
+        for max_len in _choices(space, fixed, "model.max_len", defaults.model.max_len)
+        for histories in _choices(
+            space, fixed, "train.long_histories", defaults.train.long_histories
+        )
+    ]
 
 
 class _Sweep:
@@ -104,7 +119,7 @@ class _Sweep:
             preset.max_concurrent_trials,
             ray.cluster_resources(),
         )
-        self.datasets: dict[int, Any] = {}
+        self.datasets: dict[RowLayout, Any] = {}
         self.parent_run_id = tracking.start_or_resume_run(
             uri, f"{job.name}-sweep", job.experiment, tags={tags.SWEEP_NAME: job.name}
         )
@@ -140,10 +155,10 @@ class _Sweep:
             print(f"negrec tune: the {stage} stage finished earlier; read {summary_uri}")
         else:
             preset = self.plan.preset
-            for max_len in _max_lens(space, preset.fixed):
-                if max_len not in self.datasets:
-                    self.datasets[max_len] = training_data(
-                        self.prepared, max_len, self.job.cache_limit_mib
+            for layout in _row_layouts(space, preset.fixed):
+                if layout not in self.datasets:
+                    self.datasets[layout] = training_data(
+                        self.prepared, layout, self.job.cache_limit_mib
                     )
             budget = getattr(preset, stage)
             run = StageRun(

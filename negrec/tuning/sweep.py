@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from negrec import metrics, storage
 from negrec.distributed.resources import TRIAL_DRIVER_CPUS
@@ -21,6 +21,9 @@ from negrec.tuning.preset import Asha, StageBudget
 from negrec.tuning.progress import SweepProgress
 from negrec.tuning.space import SearchSpace
 from negrec.tuning.trial import TrialSpec, run_trial
+
+if TYPE_CHECKING:
+    from negrec.distributed.trainer import RowLayout
 
 STATE_SYNC_S = 15
 """How stale the experiment state in storage may get (Tune's default is 5 minutes):
@@ -92,7 +95,7 @@ def _new_tuner(stage: StageRun, trainable: Any, path: str, filesystem: Any) -> A
     )
 
 
-def run_stage(stage: StageRun, datasets: Mapping[int, Any]) -> results.StageSummary:
+def run_stage(stage: StageRun, datasets: Mapping[RowLayout, Any]) -> results.StageSummary:
     """Run the stage's Tune experiment, or restore it if an earlier run was interrupted
     (finished trials stay finished; unfinished ones resume from their checkpoints)."""
     from ray import tune

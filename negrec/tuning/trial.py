@@ -11,11 +11,14 @@ tag; the driver then finds it by name.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from negrec import tags, tracking
 from negrec.config import NegrecConfig, build_config, unflatten
 from negrec.strict import FrozenModel
+
+if TYPE_CHECKING:
+    from negrec.distributed.trainer import RowLayout
 
 Stage = Literal["coarse", "fine"]
 
@@ -53,8 +56,10 @@ class TrialSpec(FrozenModel):
         return build_config(unflatten(values), f"{self.stage} trial")
 
 
-def run_trial(config: dict[str, Any], spec: dict[str, Any], datasets: Mapping[int, Any]) -> None:
-    """Tune entry point; ``datasets`` maps ``max_len`` to the shared training data."""
+def run_trial(
+    config: dict[str, Any], spec: dict[str, Any], datasets: Mapping[RowLayout, Any]
+) -> None:
+    """Tune entry point; ``datasets`` maps each row layout to the shared training data."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -86,5 +91,5 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any], datasets: Mapping[in
     trainer.run(
         job,
         callbacks=[TuneReportCallback()],
-        train_data=datasets.get(job.config.model.max_len),
+        train_data=datasets.get(trainer.row_layout(job.config)),
     )
