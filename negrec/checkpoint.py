@@ -47,6 +47,7 @@ class TrainState:
     best_model_state: dict[str, torch.Tensor] | None = None
     optimizer_state: dict[str, Any] | None = None
     rng_state: torch.Tensor | None = None
+    averaged_state: dict[str, torch.Tensor] | None = None  # train.weight_average_decay
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -74,6 +75,7 @@ def _state_payload(checkpoint: Checkpoint) -> dict[str, Any]:
         "model": checkpoint.model_state,
         "best_model": state.best_model_state or checkpoint.model_state,
         "optimizer": state.optimizer_state or {},
+        "averaged": state.averaged_state or {},
         "rng_state": state.rng_state if state.rng_state is not None else torch.get_rng_state(),
         "epoch": state.epoch,
         "step": state.step,
@@ -156,6 +158,7 @@ def load(uri: str | Path, options: StorageOptions | None = None) -> Checkpoint:
         best_model_state=payload["best_model"],
         optimizer_state=payload["optimizer"] or None,
         rng_state=payload["rng_state"],
+        averaged_state=payload.get("averaged") or None,
         history=payload["history"],
     )
     return Checkpoint(

@@ -194,6 +194,14 @@ class TrainConfig(StrictModel):
         "each a row of its own, so every interaction is a target once (ML-1M, gSASRec "
         "split: 8,615 rows instead of 6,040).",
     )
+    weight_average_decay: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="Validate, keep and serve an exponential moving average of the weights "
+        "with this decay per optimiser step (e.g. 0.999) instead of the last weights; "
+        "null = off (negrec/training/weight_average.py).",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="Training matmuls in bf16 autocast or float32; auto = bf16 where the "

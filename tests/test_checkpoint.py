@@ -34,6 +34,7 @@ def _saved(tmp_path: Path) -> tuple[Path, ActionAwareGSASRec]:
         best_model_state=best,
         optimizer_state=optimizer.state_dict(),
         rng_state=torch.get_rng_state(),
+        averaged_state={k: v * 0.5 for k, v in model.state_dict().items()},
         history=[{"epoch": 1, "loss": 0.5}],
     )
     saved = checkpoint.Checkpoint(config, 30, "/data/prepared", state, model.state_dict(), {"x": 1})
@@ -49,6 +50,8 @@ def test_round_trip_restores_weights_optimizer_and_state(tmp_path: Path) -> None
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.model_state[name], tensor)
     assert loaded.state.optimizer_state["state"][0]["step"] == 1
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state.averaged_state[name], tensor * 0.5)
     best = loaded.best_model()
     assert not best.training
     assert torch.equal(best.item_embedding.weight, model.item_embedding.weight + 1.0)

@@ -136,12 +136,16 @@ class Snapshots(LoopHooks):
 
 @pytest.mark.parametrize(
     "schedule",
-    [{}, {"lr_schedule": "cosine", "warmup_steps": 2, "decay_steps": 15}],
-    ids=["constant-lr", "cosine-lr"],
+    [
+        {},
+        {"lr_schedule": "cosine", "warmup_steps": 2, "decay_steps": 15},
+        {"weight_average_decay": 0.9},
+    ],
+    ids=["constant-lr", "cosine-lr", "weight-average"],
 )
 def test_resume_after_epoch_two_matches_an_uninterrupted_run(schedule: dict) -> None:
     """Bit for bit, with a learning-rate schedule too (its rate is a function of the
-    step the checkpoint keeps)."""
+    step the checkpoint keeps) and with a weight average (the state keeps it)."""
     train_items, train_actions, val = _data()
 
     def batches(epoch: int):
@@ -174,6 +178,8 @@ def test_resume_after_epoch_two_matches_an_uninterrupted_run(schedule: dict) -> 
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+    for name, a in straight_result.state.best_model_state.items():
+        assert torch.equal(a, result.state.best_model_state[name]), name
 
 
 def test_capped_epochs_continue_the_pass_instead_of_restarting_it() -> None:

@@ -273,3 +273,13 @@ def test_trials_share_the_cluster_so_each_keeps_a_cpu_for_ray_data() -> None:
     assert (plan.concurrency, plan.workers.use_gpu) == (4, True)
     with pytest.raises(NegrecError, match="Ray Data"):
         plan_trials(1, None, 2, {"CPU": 1})
+
+
+def test_a_preset_cpus_per_worker_is_taken_and_bounds_the_trials_at_once() -> None:
+    # A local 2-core instance declares 4 CPUs: one trial of 2 (+ 1 data + 0.25 driver).
+    plan = plan_trials(1, None, 2, {"CPU": 4}, cpus_per_worker=2.0)
+    assert (plan.concurrency, plan.workers.cpus_per_worker) == (1, 2.0)
+    plan = plan_trials(1, None, 3, {"CPU": 8}, cpus_per_worker=2.0)
+    assert (plan.concurrency, plan.workers.cpus_per_worker) == (2, 2.0)
+    with pytest.raises(NegrecError, match="cpus_per_worker=3"):
+        plan_trials(1, None, 1, {"CPU": 4}, cpus_per_worker=3.0)

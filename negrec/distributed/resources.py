@@ -87,12 +87,18 @@ class TrialPlan:
 
 
 def plan_trials(
-    workers: int, gpu: bool | None, concurrency: int, cluster: dict[str, float]
+    workers: int,
+    gpu: bool | None,
+    concurrency: int,
+    cluster: dict[str, float],
+    cpus_per_worker: float | None = None,
 ) -> TrialPlan:
     """The most concurrent trials (at most ``concurrency``) whose workers fit the cluster
     with every trial's Ray Data CPU kept free: each trial plans its workers on an equal
     share of the cluster, so concurrent trials never starve each other's data. Fewer
-    trials at once are preferred to workers with less than half a CPU each."""
+    trials at once are preferred to workers with less than half a CPU each.
+    ``cpus_per_worker`` (a preset's) fixes each worker's CPUs instead of deriving them,
+    and then bounds the trials at once by what fits."""
     cpus = float(cluster.get("CPU", 0))
     gpus = int(cluster.get("GPU", 0))
     use_gpu = gpus > 0 if gpu is None else gpu
@@ -100,11 +106,25 @@ def plan_trials(
     def share(count: int) -> dict[str, float]:
         return {"CPU": (cpus - count * TRIAL_DRIVER_CPUS) / count, "GPU": float(gpus // count)}
 
+    def fits(plan: WorkerPlan, count: int) -> bool:
+        return (
+            plan.use_gpu
+            or plan.num_workers * plan.cpus_per_worker + DATA_CPUS <= share(count)["CPU"]
+        )
+
     for count in range(concurrency, 1, -1):
         try:
-            plan = plan_workers(workers, use_gpu, share(count))
+            plan = plan_workers(workers, use_gpu, share(count), cpus_per_worker)
         except NegrecError:
             continue
-        if plan.cpus_per_worker >= MIN_SHARED_WORKER_CPUS:
+        if plan.cpus_per_worker >= MIN_SHARED_WORKER_CPUS and fits(plan, count):
             return TrialPlan(count, plan)
-    return TrialPlan(1, plan_workers(workers, use_gpu, share(1)))
+    plan = plan_workers(workers, use_gpu, share(1), cpus_per_worker)
+    if not fits(plan, 1):
+        raise NegrecError(
+            f"cpus_per_worker={plan.cpus_per_worker:g} for {plan.num_workers} worker(s) does "
+            f"not fit the Ray cluster's {cpus:g} CPUs with {DATA_CPUS:g} left for Ray Data "
+            f"and {TRIAL_DRIVER_CPUS:g} for the trial: lower the preset's cpus_per_worker or "
+            "start Ray with more CPUs (NEGREC_RAY_CPUS)"
+        )
+    return TrialPlan(1, plan)

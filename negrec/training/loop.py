@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ from negrec.objectives.sampled_candidates import TargetFrequencies, count_target
 from negrec.objectives.training_loss import needs_target_frequencies, training_loss
 from negrec.training.lr_schedule import set_lr
 from negrec.training.precision import autocast_for
+from negrec.training.weight_average import WeightAverage
 
 TrainBatches = Callable[[int], Iterable[TrainBatch]]
 """pass (1-based) -> one pass over the training batches (shuffled by the data side)."""
@@ -181,6 +183,7 @@ def _train_epoch(
     device: torch.device,
     state: TrainState,
     frequencies: TargetFrequencies | None,
+    average: WeightAverage | None,
 ) -> EpochStats:
     core = _unwrap(model)
     model.train()
@@ -204,6 +207,8 @@ def _train_epoch(
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
         set_lr(optimizer, state.step, config.train)
         optimizer.step()
+        if average is not None:
+            average.update(core)
         loss_sum += loss.ranking + config.objective.not_to_recommend_weight * loss.not_to_recommend
         ntr_sum += loss.not_to_recommend
         steps += 1
@@ -249,6 +254,28 @@ def _out_of_time(started: float, config: TrainConfig) -> bool:
     return budget is not None and time.perf_counter() - started >= 60.0 * budget
 
 
+def _weight_average(
+    core: ActionAwareGSASRec, config: TrainConfig, state: TrainState
+) -> WeightAverage | None:
+    """The running average of ``train.weight_average_decay`` (continued on resume)."""
+    if config.weight_average_decay is None:
+        return None
+    average = WeightAverage(core, config.weight_average_decay)
+    if state.averaged_state is not None:
+        average.load(state.averaged_state, updates=state.step)
+    return average
+
+
+@contextmanager
+def _validated_weights(core: ActionAwareGSASRec, average: WeightAverage | None) -> Iterator[None]:
+    """The weights validation judges: the average when there is one, else the live ones."""
+    if average is None:
+        yield
+        return
+    with average.swapped_in(core):
+        yield
+
+
 def train(
     model: torch.nn.Module,
     train_batches: TrainBatches,
@@ -292,17 +319,23 @@ def train(
         frequencies = target_frequencies(train_batches(first_epoch), core.num_items, hooks, device)
     stop_reason: str | None = None
     stream = _BatchStream(train_batches, config.train, first_epoch)
+    average = _weight_average(core, config.train, state)
     for epoch in range(first_epoch, config.train.max_epochs + 1):
         epoch_start = time.perf_counter()
-        stats = _train_epoch(model, stream.epoch(), optimizer, config, device, state, frequencies)
-        val = validate(model, val_batches(), device, hooks, config.train.eval_k)
-        ndcg = val[metrics.ndcg(config.train.eval_k)]
-        improved = ndcg > state.best_ndcg
-        if improved:
-            state.best_ndcg, state.best_epoch, state.epochs_without_gain = ndcg, epoch, 0
-            state.best_model_state = copy.deepcopy(core.state_dict())
-        else:
-            state.epochs_without_gain += 1
+        stats = _train_epoch(
+            model, stream.epoch(), optimizer, config, device, state, frequencies, average
+        )
+        with _validated_weights(core, average):
+            val = validate(model, val_batches(), device, hooks, config.train.eval_k)
+            ndcg = val[metrics.ndcg(config.train.eval_k)]
+            improved = ndcg > state.best_ndcg
+            if improved:
+                state.best_ndcg, state.best_epoch, state.epochs_without_gain = ndcg, epoch, 0
+                state.best_model_state = copy.deepcopy(core.state_dict())
+            else:
+                state.epochs_without_gain += 1
+        if average is not None:
+            state.averaged_state = copy.deepcopy(average.state)
         state.epoch = epoch
         state.optimizer_state = optimizer.state_dict()
         state.rng_state = torch.get_rng_state()

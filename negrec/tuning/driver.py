@@ -118,6 +118,7 @@ class _Sweep:
             preset.gpu,
             preset.max_concurrent_trials,
             ray.cluster_resources(),
+            preset.cpus_per_worker,
         )
         self.datasets: dict[RowLayout, Any] = {}
         self.parent_run_id = tracking.start_or_resume_run(

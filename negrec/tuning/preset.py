@@ -42,6 +42,12 @@ class Preset(FrozenModel):
     fine: StageBudget
     asha: Asha = Field(default_factory=Asha)
     workers_per_trial: int = Field(1, ge=1)
+    cpus_per_worker: float | None = Field(
+        None,
+        gt=0.0,
+        description="CPUs of each trial's Train worker (its torch threads); None = derived, "
+        "at most 1, so that concurrent trials fit",
+    )
     gpu: bool | None = Field(None, description="One GPU per worker; None = if the cluster has any")
     max_concurrent_trials: int = Field(1, ge=1, description="Upper bound; resources may lower it")
     seed: int = 0
