@@ -91,6 +91,14 @@ VARIANTS = {
         ),
         (
             Variant(
+                "cross-entropy, weight average 0.999 (recipe probe)",
+                ML1M,
+                ["train.weight_average_decay=0.999"],
+            ),
+            [0],
+        ),
+        (
+            Variant(
                 "cross-entropy, 2 DDP workers (64 rows each), 32 passes",
                 ML1M,
                 ["train.batch_size=64", "train.max_epochs=32"],

@@ -98,11 +98,11 @@ def _latest_history(storage: Path, name: str) -> list[dict[str, float]]:
 
 
 def evaluate_test(
-    checkpoint_uri: str, log: Path, data: Path | None = None
+    checkpoint_uri: str, log: Path, data: Path | None = None, split: str = "test"
 ) -> tuple[str, dict[str, Any]]:
-    """``negrec evaluate --split test`` of a checkpoint (on ``data`` when given, else on
-    the data it was trained on): the command as shown, and its metrics."""
-    command = [NEGREC, "evaluate", "--checkpoint", checkpoint_uri, "--split", "test"]
+    """``negrec evaluate --split test`` (or ``split``) of a checkpoint (on ``data`` when
+    given, else on the data it was trained on): the command as shown, and its metrics."""
+    command = [NEGREC, "evaluate", "--checkpoint", checkpoint_uri, "--split", split]
     if data is not None:
         command += ["--data", str(data)]
     with log.open("a") as sink:
