@@ -77,6 +77,7 @@ def trial_point(trial: sweep_results.TrialRecord, command: str) -> dict[str, Any
         state = checkpoint.load(trial.checkpoint).state
         best = next(h for h in state.history if h["epoch"] == trial.best_epoch)
         point.update(best_step=int(best["step"]), best_minutes=float(best["minutes"]))
+        point["minutes_by_epoch"] = [(int(h["epoch"]), float(h["minutes"])) for h in state.history]
     return point
 
 
@@ -113,10 +114,19 @@ def score_best(points: list[dict[str, Any]], log: Path) -> dict[str, Any]:
     return kept
 
 
+def _left_popular(point: dict[str, Any], popular_val: float) -> str:
+    """The first epoch (and its minutes) with validation NDCG@10 above the bar, or "no"."""
+    minutes = dict(point.get("minutes_by_epoch", []))
+    for epoch, ndcg in point["val_ndcg_by_epoch"]:
+        if ndcg >= LEAVES_POPULAR * popular_val:
+            at = f", {minutes[epoch]:.1f} min" if epoch in minutes else ""
+            return f"epoch {epoch}{at}"
+    return "no"
+
+
 def _row(point: dict[str, Any], popular_val: float) -> str:
     config = point["config"]
     ndcg = point["best_val_ndcg"]
-    leaves = ndcg is not None and ndcg >= LEAVES_POPULAR * popular_val
     best = "-" if ndcg is None else f"{ndcg:.4f}"
     minutes = f"{point['best_minutes']:.1f}" if "best_minutes" in point else "-"
     step = str(point.get("best_step", "-"))
@@ -125,7 +135,7 @@ def _row(point: dict[str, Any], popular_val: float) -> str:
         f"| {point['trial']} | {point['stage']} | {config['train.lr']:.2e} |"
         f" {config['model.dropout']:.2f} | {config['objective.gbce_t']:.2f} | {epochs} |"
         f" {point['stop_reason']} | {point['best_epoch'] or '-'} | {step} | {minutes} |"
-        f" {best} | {'yes' if leaves else 'no'} |"
+        f" {best} | {_left_popular(point, popular_val)} |"
     )
 
 
@@ -160,6 +170,9 @@ def table(points: list[dict[str, Any]], best: dict[str, Any]) -> str:
         f" NDCG@10 >= {LEAVES_POPULAR:g} x most-popular's {popular_val:.4f}) within their"
         " 30 minutes."
     )
+    pending = [stage for stage in ("coarse", "fine") if stage not in {p["stage"] for p in points}]
+    if pending:
+        verdict += f" Stage not run yet: {', '.join(pending)} (the same command resumes the sweep)."
     return "\n".join(
         [
             "## gBCE's fair hearing: a `negrec tune` sweep on MovieLens-1M",
