@@ -74,10 +74,10 @@ def trial_point(trial: sweep_results.TrialRecord, command: str) -> dict[str, Any
         "processor": processor(),
     }
     if trial.checkpoint:
-        state = checkpoint.load(trial.checkpoint).state
-        best = next(h for h in state.history if h["epoch"] == trial.best_epoch)
-        point.update(best_step=int(best["step"]), best_minutes=float(best["minutes"]))
-        point["minutes_by_epoch"] = [(int(h["epoch"]), float(h["minutes"])) for h in state.history]
+        history = checkpoint.load(trial.checkpoint).state.history
+        point["step_minutes_by_epoch"] = {
+            int(h["epoch"]): (int(h["step"]), float(h["minutes"])) for h in history
+        }
     return point
 
 
@@ -100,12 +100,13 @@ def kept_trials() -> list[dict[str, Any]]:
 
 
 def score_best(points: list[dict[str, Any]], log: Path) -> dict[str, Any]:
-    """``negrec evaluate`` of the best trial on val and test (kept: done once)."""
-    path = RESULTS / BEST
-    if path.exists():
-        return json.loads(path.read_text())
+    """``negrec evaluate`` of the best trial on val and test (kept, and redone only when
+    another trial, e.g. of a resumed fine stage, has become the best)."""
     scored = [p for p in points if p["checkpoint"] and p["best_val_ndcg"] is not None]
     best = max(scored, key=lambda p: p["best_val_ndcg"])
+    path = RESULTS / BEST
+    if path.exists() and (kept := json.loads(path.read_text()))["trial"] == best["trial"]:
+        return kept
     val_command, val = evaluate_test(best["checkpoint"], log, split="val")
     test_command, test = evaluate_test(best["checkpoint"], log)
     kept = {"trial": best["trial"], "commands": [val_command, test_command]}
@@ -116,10 +117,10 @@ def score_best(points: list[dict[str, Any]], log: Path) -> dict[str, Any]:
 
 def _left_popular(point: dict[str, Any], popular_val: float) -> str:
     """The first epoch (and its minutes) with validation NDCG@10 above the bar, or "no"."""
-    minutes = dict(point.get("minutes_by_epoch", []))
+    by_epoch = point.get("step_minutes_by_epoch", {})
     for epoch, ndcg in point["val_ndcg_by_epoch"]:
         if ndcg >= LEAVES_POPULAR * popular_val:
-            at = f", {minutes[epoch]:.1f} min" if epoch in minutes else ""
+            at = f", {by_epoch[str(epoch)][1]:.1f} min" if str(epoch) in by_epoch else ""
             return f"epoch {epoch}{at}"
     return "no"
 
@@ -128,8 +129,8 @@ def _row(point: dict[str, Any], popular_val: float) -> str:
     config = point["config"]
     ndcg = point["best_val_ndcg"]
     best = "-" if ndcg is None else f"{ndcg:.4f}"
-    minutes = f"{point['best_minutes']:.1f}" if "best_minutes" in point else "-"
-    step = str(point.get("best_step", "-"))
+    at_best = point.get("step_minutes_by_epoch", {}).get(str(point["best_epoch"]))
+    step, minutes = (str(at_best[0]), f"{at_best[1]:.1f}") if at_best else ("-", "-")
     epochs = max((epoch for epoch, _ in point["val_ndcg_by_epoch"]), default=0)
     return (
         f"| {point['trial']} | {point['stage']} | {config['train.lr']:.2e} |"
@@ -168,7 +169,7 @@ def table(points: list[dict[str, Any]], best: dict[str, Any]) -> str:
     verdict = (
         f"**{len(leaving)} of {len(points)} trials** leave most-popular level (validation"
         f" NDCG@10 >= {LEAVES_POPULAR:g} x most-popular's {popular_val:.4f}) within their"
-        " 30 minutes."
+        f" {preset.fixed['train.time_budget_minutes']:g} minutes."
     )
     pending = [stage for stage in ("coarse", "fine") if stage not in {p["stage"] for p in points}]
     if pending:

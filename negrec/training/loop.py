@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -266,16 +266,6 @@ def _weight_average(
     return average
 
 
-@contextmanager
-def _validated_weights(core: ActionAwareGSASRec, average: WeightAverage | None) -> Iterator[None]:
-    """The weights validation judges: the average when there is one, else the live ones."""
-    if average is None:
-        yield
-        return
-    with average.swapped_in(core):
-        yield
-
-
 def train(
     model: torch.nn.Module,
     train_batches: TrainBatches,
@@ -325,7 +315,8 @@ def train(
         stats = _train_epoch(
             model, stream.epoch(), optimizer, config, device, state, frequencies, average
         )
-        with _validated_weights(core, average):
+        # Validation judges (and keeps) the average when there is one.
+        with average.swapped_in(core) if average is not None else nullcontext():
             val = validate(model, val_batches(), device, hooks, config.train.eval_k)
             ndcg = val[metrics.ndcg(config.train.eval_k)]
             improved = ndcg > state.best_ndcg
