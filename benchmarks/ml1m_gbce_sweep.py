@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measured import shown
 from ml1m_table import prepared_split
-from product_runs import NEGREC, evaluate_test, processor
+from product_runs import NEGREC, evaluate_checkpoint, processor
 from report import update_section
 
 from negrec import checkpoint
@@ -107,8 +107,8 @@ def score_best(points: list[dict[str, Any]], log: Path) -> dict[str, Any]:
     path = RESULTS / BEST
     if path.exists() and (kept := json.loads(path.read_text()))["trial"] == best["trial"]:
         return kept
-    val_command, val = evaluate_test(best["checkpoint"], log, split="val")
-    test_command, test = evaluate_test(best["checkpoint"], log)
+    val_command, val = evaluate_checkpoint(best["checkpoint"], log, split="val")
+    test_command, test = evaluate_checkpoint(best["checkpoint"], log)
     kept = {"trial": best["trial"], "commands": [val_command, test_command]}
     kept.update(val=val, test=test)
     path.write_text(json.dumps(kept, indent=1) + "\n")

@@ -70,7 +70,7 @@ from product_runs import (
     RunResult,
     Variant,
     cached_run,
-    evaluate_test,
+    evaluate_checkpoint,
     kept_run,
     mean_sd,
     minutes_cell,
@@ -383,7 +383,7 @@ def sweep_points(sweep: Path, results: Path) -> list[dict[str, Any]]:
         if path.exists():
             continue
         log = results / f"{trial.run_name}.log"
-        command, test = evaluate_test(str(trial.checkpoint), log)
+        command, test = evaluate_checkpoint(str(trial.checkpoint), log)
         point = {
             "weight": trial.config["objective.not_to_recommend_weight"],
             "stage": trial.stage,

@@ -97,11 +97,11 @@ def _latest_history(storage: Path, name: str) -> list[dict[str, float]]:
     return max(saved, key=lambda c: c.state.epoch).state.history
 
 
-def evaluate_test(
+def evaluate_checkpoint(
     checkpoint_uri: str, log: Path, data: Path | None = None, split: str = "test"
 ) -> tuple[str, dict[str, Any]]:
-    """``negrec evaluate --split test`` (or ``split``) of a checkpoint (on ``data`` when
-    given, else on the data it was trained on): the command as shown, and its metrics."""
+    """``negrec evaluate --split <split>`` of a checkpoint (on ``data`` when given, else
+    on the data it was trained on): the command as shown, and its metrics."""
     command = [NEGREC, "evaluate", "--checkpoint", checkpoint_uri, "--split", split]
     if data is not None:
         command += ["--data", str(data)]
@@ -174,7 +174,7 @@ def train_and_evaluate(
         result.minutes_to_quality = float(crossing["minutes"])
     if evaluate:
         best = trained.summary["checkpoint"]
-        result.evaluate_command, result.test = evaluate_test(best, log, evaluate_data)
+        result.evaluate_command, result.test = evaluate_checkpoint(best, log, evaluate_data)
     return result
 
 
