@@ -99,6 +99,14 @@ VARIANTS = {
         ),
         (
             Variant(
+                "sampled softmax, 3,000 negatives (recipe probe)",
+                ML1M,
+                ["objective.loss=softmax", "objective.negatives=3000"],
+            ),
+            [0],
+        ),
+        (
+            Variant(
                 "cross-entropy, 2 DDP workers (64 rows each), 32 passes",
                 ML1M,
                 ["train.batch_size=64", "train.max_epochs=32"],
