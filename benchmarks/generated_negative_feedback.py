@@ -5,9 +5,9 @@ not-to-recommend term (variants, scoring and targets: ``negative_feedback.py``).
     python benchmarks/generated_negative_feedback.py
 
 Why a generated log beside ML-1M: its clusters are the generator's ground truth, and a
-run of the demo recipe takes about a minute, so all three variants, three seeds and the
-weight sweep fit in minutes; it is also the log `make demo` trains on, so it is the
-measurement the demo's not-to-recommend weight rests on.
+run of the demo recipe is short (8 epochs at demo scale), so all three variants, three
+seeds and the weight sweep fit in one sitting; it is also the kind of log `make demo`
+trains on, so it is the measurement the demo's not-to-recommend weight rests on.
 
 Data: ``negrec generate`` of 3,000 users, 1,000 items and 150,000 events (seed 0; the
 size of ``losses.py``), under the workdir, laid out by ``negrec prepare`` twice: with the

@@ -167,7 +167,7 @@ def _row(name: str, runs: list[RunResult]) -> str:
     return (
         f"| {name} | {', '.join(str(r.seed) for r in runs)} |"
         f" {', '.join(str(r.steps) for r in runs)} |"
-        f" {', '.join(minutes_cell(r) for r in runs)} | {runs[0].processor} | {cells} |"
+        f" {', '.join(minutes_cell(r, 1) for r in runs)} | {runs[0].processor} | {cells} |"
     )
 
 
