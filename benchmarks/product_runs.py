@@ -70,10 +70,16 @@ class RunResult:
 
 
 def processor() -> str:
+    """The processor's name and the vector capability torch runs on: one model name
+    (``AMD EPYC``) has come with AVX-512 in one session and only AVX2 in the next, about
+    2.6x apart at matrix products, so the name alone does not say what a time means."""
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+            return f"{line.split(':', 1)[1].strip()} ({capability})"
+    return f"unknown ({capability})"
 
 
 def mean_sd(values: list[float]) -> str:

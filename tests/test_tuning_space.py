@@ -111,7 +111,7 @@ def test_ntr_preset_is_its_recipe_with_actions(preset: str, recipe_name: str) ->
     plan = load_plan(preset)
     assert plan.coarse.keys() == ["objective.not_to_recommend_weight"]
     dimension = plan.coarse["objective.not_to_recommend_weight"]
-    assert isinstance(dimension, LogUniform) and (dimension.low, dimension.high) == (0.01, 3.0)
+    assert isinstance(dimension, LogUniform) and (dimension.low, dimension.high) == (0.1, 100.0)
     epochs = plan.preset.coarse.epochs
     weight = "objective.not_to_recommend_weight=0.5"
     swept = build_config(unflatten({**plan.preset.fixed, "train.max_epochs": epochs}))
