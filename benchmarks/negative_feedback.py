@@ -232,24 +232,48 @@ def _commands(arms: dict[str, Variant], runs: dict[str, list[RunResult]]) -> lis
     ]
 
 
+def chosen_point(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """The weight docs/configuration.md tells a user to take from a sweep: the largest
+    whose best validation NDCG@10 is within ``NDCG_LOSS`` (relative) of the sweep's best.
+    Why on validation: the choice must not see the test users it is reported on. Why the
+    largest: the term only exists to show fewer rejected items and pays for them in
+    ranking quality, so the NDCG tolerance is the budget and the largest weight inside
+    it spends it."""
+    best = max(p["best_val_ndcg"] for p in points)
+    inside = [p for p in points if p["best_val_ndcg"] >= (1 - NDCG_LOSS) * best]
+    return max(inside, key=lambda p: p["weight"])
+
+
+def _responsiveness_cell(test: dict[str, Any]) -> str:
+    return f"{test['responsiveness']:+.4f}" if "responsiveness" in test else "-"
+
+
 def _sweep_lines(study: Study, points: list[dict[str, Any]]) -> list[str]:
     if not points:
         return []
     lines = [
         "",
-        f"Not-to-recommend weight sweep (`negrec tune --preset {study.preset}`, every trial's"
-        " best validation weights scored by `negrec evaluate --split test`):",
+        f"Not-to-recommend weight sweep (`negrec tune --preset {study.preset}`, one seed per"
+        " weight, every trial's best validation weights scored by `negrec evaluate --split"
+        " test`):",
         "",
-        "| w | stage | epochs | best val NDCG@10 | NDCG@10 | rejected-in-top-10 |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| w | stage | epochs | best val NDCG@10 | NDCG@10 | rejected-in-top-10 | responsiveness |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in sorted(points, key=lambda p: p["weight"]):
         lines.append(
             f"| {p['weight']:.3g} | {p['stage']} | {p['epochs']} | {p['best_val_ndcg']:.4f} |"
             f" {p['test']['ndcg@10']:.4f} | {p['test']['rejected_in_top10']:.4f} |"
+            f" {_responsiveness_cell(p['test'])} |"
         )
+    chosen = chosen_point(points)
+    best = max(p["best_val_ndcg"] for p in points)
     return [
         *lines,
+        "",
+        f"Chosen weight (the largest whose best validation NDCG@10 is within {NDCG_LOSS:.0%}"
+        f" of the sweep's best, {best:.4f}; docs/configuration.md): **w={chosen['weight']:.3g}**"
+        f" (validation {chosen['best_val_ndcg']:.4f}).",
         "",
         "![NDCG@10 against rejected-in-top-10, one point per weight]"
         f"({study.stem}_ntr_tradeoff.png)",
@@ -389,6 +413,15 @@ def plot_tradeoff(
         axes.annotate(
             f"{p['weight']:.2g}", (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points"
         )
+    chosen = chosen_point(points)
+    axes.scatter(
+        [chosen["test"]["rejected_in_top10"]],
+        [chosen["test"]["ndcg@10"]],
+        s=120,
+        facecolors="none",
+        edgecolors="black",
+        label=f"chosen, w={chosen['weight']:.2g}",
+    )
     for key, marker in (("a", "s"), ("b", "^")):
         if runs[key]:
             axes.scatter(
