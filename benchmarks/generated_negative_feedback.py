@@ -84,7 +84,8 @@ def study(workdir: Path, results: Path | None, docs: Path | None) -> Study:
         " and dislikes negative; item clusters: the generator's) and, for (a), with"
         " `--actions benchmarks/generated_positives_only.yaml` (skips and dislikes"
         " ignored); both with `--set val_fraction=0.5 --set val_users=1500` (half the"
-        " users validate, so the weight's choice on validation is not noise). Recipe `demo`: full-catalogue cross-entropy, d=64, 2 blocks, length 50,"
+        " users validate, so the weight's choice on validation is not noise). Recipe"
+        " `demo`: full-catalogue cross-entropy, d=64, 2 blocks, length 50,"
         " Adam lr 3e-3, batch 128, 8 epochs, patience 3.",
         cluster="cluster",
         preset="demo-ntr",
