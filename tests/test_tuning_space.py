@@ -122,6 +122,24 @@ def test_ntr_preset_is_its_recipe_with_actions(preset: str, recipe_name: str) ->
     assert plan.preset.asha.grace_period == epochs - 1  # ASHA decides only at the end
 
 
+@pytest.mark.parametrize("name", [n for n in builtin_presets() if not n.endswith("-ntr")])
+def test_only_the_ntr_presets_search_the_not_to_recommend_weight(name: str) -> None:
+    """Every other sweep ranks trials by validation NDCG@10, which the weight trades
+    away for fewer rejected items: searched there, it would be chosen by noise."""
+    searched = load_plan(name).coarse.keys()
+    assert searched and "objective.not_to_recommend_weight" not in searched
+
+
+def test_make_demo_trains_the_demo_recipes_weight_whether_it_sweeps_or_not() -> None:
+    """`negrec demo` sweeps preset `demo` by default and trains recipe `demo` with
+    `--preset none`: both must take the weight the generated-log measurement chose."""
+    swept = build_config(unflatten(load_plan("demo").preset.fixed))
+    recipe = load_config("demo")
+    weight = recipe.objective.not_to_recommend_weight
+    assert weight > 0
+    assert swept.objective.not_to_recommend_weight == weight
+
+
 PRESET = """
 coarse_space: {space}
 fine_rules: {rules}
