@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generated import generated_log
-from negative_feedback import Datasets, Study, arguments, run
+from negative_feedback import VALIDATION, Datasets, Study, arguments, run
 from product_runs import NEGREC
 
 from negrec import recipes
@@ -47,11 +47,6 @@ USERS, ITEMS, EVENTS = 3_000, 1_000, 150_000
 NTR_WEIGHT = 8.0
 """(c)'s weight, and the demo recipe's: the demo-ntr sweep's choice (w=8.14, the largest
 weight within 2% of the best validation NDCG@10), rounded."""
-VALIDATION = ["--set", "val_fraction=0.5", "--set", "val_users=1500"]
-"""Half the users validate, not the default 10% (300 here): the weight is chosen on
-validation NDCG@10 within a 2% tolerance (``negative_feedback.chosen_point``), and on
-298 users that rule took w=15.4, whose validation NDCG was within 0.4% of the best while
-its test NDCG was 6.5% below the small weights' (docs/configuration.md)."""
 
 
 def _prepare(log: Path, out: Path, actions: Path | None = None) -> Path:

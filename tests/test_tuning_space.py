@@ -107,7 +107,8 @@ def test_tiny_preset_is_small_and_uses_cross_entropy() -> None:
 @pytest.mark.parametrize(("preset", "recipe_name"), [("ml1m-ntr", "ml1m"), ("demo-ntr", "demo")])
 def test_ntr_preset_is_its_recipe_with_actions(preset: str, recipe_name: str) -> None:
     """A not-to-recommend sweep must train variant (c) of its negative-feedback
-    benchmark (the recipe with actions) at every weight, only w differing."""
+    benchmark (the recipe with actions, for the stage's passes) at every weight, only w
+    differing."""
     plan = load_plan(preset)
     assert plan.coarse.keys() == ["objective.not_to_recommend_weight"]
     dimension = plan.coarse["objective.not_to_recommend_weight"]
@@ -116,7 +117,7 @@ def test_ntr_preset_is_its_recipe_with_actions(preset: str, recipe_name: str) ->
     weight = "objective.not_to_recommend_weight=0.5"
     swept = build_config(unflatten({**plan.preset.fixed, "train.max_epochs": epochs}))
     swept.objective.not_to_recommend_weight = 0.5
-    recipe = load_config(recipe_name, ["model.num_actions=2", weight])
+    recipe = load_config(recipe_name, ["model.num_actions=2", weight, f"train.max_epochs={epochs}"])
     assert swept == recipe
     assert plan.preset.fine.epochs == epochs
     assert plan.preset.asha.grace_period == epochs - 1  # ASHA decides only at the end
