@@ -211,6 +211,43 @@ def verdicts(a: list[RunResult], c: list[RunResult]) -> list[str]:
     ]
 
 
+def tried(a: list[RunResult], points: list[dict[str, Any]]) -> list[str]:
+    """What the weight sweep offered against the targets (one seed per weight, test
+    split, against (a)'s mean), so a missed target says what else was tried."""
+    if not a or not points:
+        return []
+    ndcg, rejected = _mean(a, "ndcg@10"), _mean(a, "rejected_in_top10")
+
+    def cut(p: dict[str, Any]) -> float:
+        return 1 - p["test"]["rejected_in_top10"] / rejected if rejected else float("nan")
+
+    def change(p: dict[str, Any]) -> float:
+        return p["test"]["ndcg@10"] / ndcg - 1
+
+    weights = sorted(p["weight"] for p in points)
+    inside = [p for p in points if change(p) >= -NDCG_LOSS]
+    deepest = max(points, key=cut)
+    if inside:
+        best = max(inside, key=cut)
+        kept = (
+            f"those within {NDCG_LOSS:.0%} of (a)'s NDCG@10 cut rejected-in-top-10 by at"
+            f" most {cut(best):.1%} (w={best['weight']:.3g})"
+        )
+    else:
+        kept = f"none stayed within {NDCG_LOSS:.0%} of (a)'s NDCG@10"
+    responses = [p["test"]["responsiveness"] for p in points if "responsiveness" in p["test"]]
+    spread = (
+        f"; responsiveness ranged {min(responses):+.1%} to {max(responses):+.1%}"
+        if responses
+        else ""
+    )
+    return [
+        f"- Tried: the sweep below, {len(points)} weights from {weights[0]:.3g} to"
+        f" {weights[-1]:.3g} (one seed each, test split): {kept}; the deepest cut was"
+        f" {cut(deepest):.1%} (w={deepest['weight']:.3g}, NDCG@10 {change(deepest):+.1%}){spread}."
+    ]
+
+
 def _left_out(runs: list[RunResult]) -> list[str]:
     """What scoring (a) on the action-aware split left out, per seed."""
     notes = []
@@ -312,6 +349,7 @@ def table(
         *_popular_row(runs),
         "",
         *verdicts(runs["a"], runs["c"]),
+        *tried(runs["a"], points),
     ]
     missing = [
         f"{variant.name} (seed {', '.join(absent)})"
