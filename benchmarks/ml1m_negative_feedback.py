@@ -45,11 +45,12 @@ POSITIVES_ONLY = HERE / "ml1m_positives_only.yaml"
 NTR_WEIGHT = 1.0
 """(c)'s not-to-recommend weight until the ml1m-ntr sweep says which trade-off to take."""
 EPOCHS = 32
-"""Passes per run (1,536 steps). Why not the recipe's 104: they took 46 minutes on a quiet
-2-core AVX2 machine (a recipe probe), so 9 rows and a sweep of 8 weights would take 13
-hours, more than a sitting; at pass 32 the recipe's validation NDCG@10 was 0.171-0.183
-(3 seeds) against its best of 0.197-0.204 (benchmarks/results/ml1m_table), and every
-variant gets the same budget."""
+"""Passes per run: 768 steps (2,999 training rows, 24 batches of 128 a pass). Why not the
+recipe's 104 (set on all 6,040 users, 48 steps a pass): at 32 passes the ml1m-ntr sweep
+trained two weights at a time in 19-21 minutes on 2 AVX2 cores, so its 8 weights took
+about 80 minutes; at 104 the sweep or the 9 rows would each take more than a sitting.
+At pass 32 the small weights' validation NDCG@10 still rose slowly (0.133-0.134 at pass
+22, 0.140 at 32), and every variant gets the same budget."""
 
 
 def _prepare(events: Path, out: Path, actions: Path | None = None) -> Path:
@@ -89,8 +90,8 @@ def study(users: int | None, workdir: Path, results: Path | None, docs: Path | N
         " val_fraction=0.5 --set val_users=1500` (half the users validate, so the weight's"
         " choice on validation is not noise). Recipe `ml1m`: full-catalogue cross-entropy,"
         f" SASRec+: d=64, 2 blocks, length 200, Adam lr 1e-3, batch 128, here {EPOCHS}"
-        " passes, not its 104 (at pass 32 its 3 seeds' validation NDCG@10 was 0.171-0.183"
-        " against a best of 0.197-0.204; the 104 take 46 minutes on 2 cores).",
+        " passes (768 steps), not its 104, so that the sweep and the rows each fit a"
+        " sitting on 2 cores (the script's EPOCHS says more).",
         cluster="genre",
         preset="ml1m-ntr",
         results=results or (RESULTS if users is None else folder / "results"),

@@ -422,6 +422,8 @@ def sweep_points(sweep: Path, results: Path) -> list[dict[str, Any]]:
             continue
         log = results / f"{trial.run_name}.log"
         command, test = evaluate_checkpoint(str(trial.checkpoint), log)
+        if log.stat().st_size == 0:  # kept only when evaluate said something
+            log.unlink()
         point = {
             "weight": trial.config["objective.not_to_recommend_weight"],
             "stage": trial.stage,
