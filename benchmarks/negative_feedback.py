@@ -230,8 +230,8 @@ def tried(a: list[RunResult], points: list[dict[str, Any]]) -> list[str]:
     if inside:
         best = max(inside, key=cut)
         kept = (
-            f"those within {NDCG_LOSS:.0%} of (a)'s NDCG@10 cut rejected-in-top-10 by at"
-            f" most {cut(best):.1%} (w={best['weight']:.3g})"
+            f"of those within {NDCG_LOSS:.0%} of (a)'s NDCG@10, the fewest rejected items"
+            f" came at w={best['weight']:.3g} (rejected-in-top-10 {-cut(best):+.1%})"
         )
     else:
         kept = f"none stayed within {NDCG_LOSS:.0%} of (a)'s NDCG@10"
@@ -243,8 +243,9 @@ def tried(a: list[RunResult], points: list[dict[str, Any]]) -> list[str]:
     )
     return [
         f"- Tried: the sweep below, {len(points)} weights from {weights[0]:.3g} to"
-        f" {weights[-1]:.3g} (one seed each, test split): {kept}; the deepest cut was"
-        f" {cut(deepest):.1%} (w={deepest['weight']:.3g}, NDCG@10 {change(deepest):+.1%}){spread}."
+        f" {weights[-1]:.3g} (one seed each, test split, relative to (a)): {kept}; of all,"
+        f" at w={deepest['weight']:.3g} (rejected-in-top-10 {-cut(deepest):+.1%}, NDCG@10"
+        f" {change(deepest):+.1%}){spread}."
     ]
 
 
