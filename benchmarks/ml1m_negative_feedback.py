@@ -48,7 +48,7 @@ best validation NDCG@10; w=8.14 was 2.1% below it), rounded."""
 EPOCHS = 32
 """Passes per run: 768 steps (2,999 training rows, 24 batches of 128 a pass). Why not the
 recipe's 104 (set on all 6,040 users, 48 steps a pass): at 32 passes the ml1m-ntr sweep
-trained two weights at a time in 19-21 minutes on 2 AVX2 cores, so its 8 weights took
+trained two weights at a time in 18-21 minutes on 2 AVX2 cores, so its 8 weights took
 about 80 minutes; at 104 the sweep or the 9 rows would each take more than a sitting.
 At pass 32 the small weights' validation NDCG@10 still rose slowly (0.133-0.134 at pass
 22, 0.140 at 32), and every variant gets the same budget."""

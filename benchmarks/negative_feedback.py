@@ -243,8 +243,8 @@ def tried(a: list[RunResult], points: list[dict[str, Any]]) -> list[str]:
     )
     return [
         f"- Tried: the sweep below, {len(points)} weights from {weights[0]:.3g} to"
-        f" {weights[-1]:.3g} (one seed each, test split, relative to (a)): {kept}; of all,"
-        f" at w={deepest['weight']:.3g} (rejected-in-top-10 {-cut(deepest):+.1%}, NDCG@10"
+        f" {weights[-1]:.3g} (one seed each, test split, relative to (a)): {kept}; the fewest"
+        f" of all at w={deepest['weight']:.3g} (rejected-in-top-10 {-cut(deepest):+.1%}, NDCG@10"
         f" {change(deepest):+.1%}){spread}."
     ]
 
