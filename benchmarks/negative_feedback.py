@@ -107,11 +107,32 @@ class Study:
     results: Path
     docs: Path
     workdir: Path
+    window_probes: tuple[tuple[int, float], ...] = ()
+    """(window, weight) of (c)-like runs with ``objective.not_to_recommend_window``, one
+    seed each, shown as rows of their own and in the "Tried" line; ``--only`` key
+    ``probe-window<W>-w<weight>``."""
+
+
+PROBE = "probe-"
+"""The ``--only`` key prefix of a study's probes: trained only when asked, seed 0 only."""
 
 
 def variants(study: Study, weight: float, budget: list[str]) -> dict[str, Variant]:
-    """(a), (b), (c) by their ``--only`` key; (c)'s name carries its weight, so runs at
-    another weight are kept apart."""
+    """(a), (b), (c) and the study's probes by their ``--only`` key; (c)'s name carries
+    its weight, so runs at another weight are kept apart."""
+    probes = {
+        f"{PROBE}window{window}-w{w:g}": Variant(
+            f"(c) probe: not-to-recommend window {window}, w={w:g}",
+            study.recipe,
+            [
+                "model.num_actions=2",
+                f"objective.not_to_recommend_weight={w:g}",
+                f"objective.not_to_recommend_window={window}",
+                *budget,
+            ],
+        )
+        for window, w in study.window_probes
+    }
     return {
         "a": Variant("(a) positives only", study.recipe, ["model.num_actions=1", *budget]),
         "b": Variant(
@@ -124,6 +145,7 @@ def variants(study: Study, weight: float, budget: list[str]) -> dict[str, Varian
             study.recipe,
             ["model.num_actions=2", f"objective.not_to_recommend_weight={weight:g}", *budget],
         ),
+        **probes,
     }
 
 
@@ -144,17 +166,26 @@ def train_chosen(
 ) -> None:
     for key in keys:
         trained_on = data.positives if key == "a" else data.aware
-        for seed in seeds:
+        for seed in expected_seeds(key, seeds):
             run = cached_run(arms[key], seed, trained_on, folder, results, data.aware)
             shown = {k: round(run.test[k], 4) for k in KEYS if k in run.test}
             print(f"{arms[key].name} seed {seed}: test {shown}", flush=True)
+
+
+def expected_seeds(key: str, seeds: list[int]) -> list[int]:
+    """The seeds a row is reported over: all for (a), (b), (c); the first for a probe."""
+    return seeds[:1] if key.startswith(PROBE) else seeds
 
 
 def kept_runs(
     arms: dict[str, Variant], seeds: list[int], results: Path
 ) -> dict[str, list[RunResult]]:
     return {
-        key: [run for seed in seeds if (run := kept_run(results, variant, seed)) is not None]
+        key: [
+            run
+            for seed in expected_seeds(key, seeds)
+            if (run := kept_run(results, variant, seed)) is not None
+        ]
         for key, variant in arms.items()
     }
 
@@ -247,6 +278,24 @@ def tried(a: list[RunResult], points: list[dict[str, Any]]) -> list[str]:
         f" of all at w={deepest['weight']:.3g} (rejected-in-top-10 {-cut(deepest):+.1%}, NDCG@10"
         f" {change(deepest):+.1%}){spread}."
     ]
+
+
+def tried_probes(
+    arms: dict[str, Variant], a: list[RunResult], runs: dict[str, list[RunResult]]
+) -> list[str]:
+    """Each kept probe against (a)'s mean, in the words of the verdicts."""
+    if not a:
+        return []
+    ndcg, rejected = _mean(a, "ndcg@10"), _mean(a, "rejected_in_top10")
+    lines = []
+    for key, kept in runs.items():
+        if key.startswith(PROBE) and kept:
+            cut = _mean(kept, "rejected_in_top10") / rejected - 1 if rejected else float("nan")
+            lines.append(
+                f"- Tried also: {arms[key].name} (seed {kept[0].seed}, relative to (a)):"
+                f" rejected-in-top-10 {cut:+.1%}, NDCG@10 {_mean(kept, 'ndcg@10') / ndcg - 1:+.1%}."
+            )
+    return lines
 
 
 def _left_out(runs: list[RunResult]) -> list[str]:
@@ -351,11 +400,16 @@ def table(
         "",
         *verdicts(runs["a"], runs["c"]),
         *tried(runs["a"], points),
+        *tried_probes(arms, runs["a"], runs),
     ]
     missing = [
         f"{variant.name} (seed {', '.join(absent)})"
         for key, variant in arms.items()
-        if (absent := [str(s) for s in seeds if s not in {r.seed for r in runs[key]}])
+        if (
+            absent := [
+                str(s) for s in expected_seeds(key, seeds) if s not in {r.seed for r in runs[key]}
+            ]
+        )
     ]
     if missing:
         lines += ["", "Not run yet: " + "; ".join(missing) + "."]
@@ -495,7 +549,9 @@ def arguments(
     parser.add_argument("--results", type=Path, help="kept runs (default: the study's)")
     parser.add_argument("--docs", type=Path, help="where results.md and the plots go")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", choices=("a", "b", "c"), help="train this variant's seeds")
+    parser.add_argument(
+        "--only", help="train this variant's seeds: a, b, c, or a probe's key (probe-...)"
+    )
     parser.add_argument("--seed", type=int, help="train this seed only")
     parser.add_argument(
         "--weight", type=float, default=weight, help=f"(c)'s not-to-recommend weight ({weight:g})"
@@ -527,7 +583,9 @@ def run(study: Study, args: argparse.Namespace, datasets: Callable[[], Datasets]
     if args.sweep:
         points = sweep_points(args.sweep, study.results / SWEEP_POINTS)
     elif not args.table:
-        keys = list(arms) if args.only is None else [args.only]
+        if args.only is not None and args.only not in arms:
+            raise SystemExit(f"--only {args.only}: choose one of {', '.join(arms)}")
+        keys = [k for k in arms if not k.startswith(PROBE)] if args.only is None else [args.only]
         seeds = args.seeds if args.seed is None else [args.seed]
         train_chosen(arms, keys, seeds, datasets(), study.workdir, study.results)
     runs = kept_runs(arms, args.seeds, study.results)

@@ -90,6 +90,14 @@ class ObjectiveConfig(StrictModel):
         description="Weight w of the not-to-recommend term on rejected items (0 = off): "
         "-log(1 - p(rejected)) under ce and softmax, softplus(score) under gbce and bce.",
     )
+    not_to_recommend_window: int = Field(
+        1,
+        ge=1,
+        description="ce and in_batch softmax: each position learns not to recommend the "
+        "rejected items among its next this-many interactions (1 = the next one only, Wang "
+        "et al.'s term); larger also reaches the rejections that follow the next liked "
+        "item, which is where a split's held-out rejected items are.",
+    )
     rejected_as_negatives: bool = Field(
         True,
         description="Add each position's rejected item to its sampled negatives (ce already "
@@ -130,6 +138,14 @@ class ObjectiveConfig(StrictModel):
                 "objective.negative_distribution=popularity is for the draws of "
                 "objective.sampling=in_batch (they need its log-Q correction); "
                 f"got sampling={self.sampling}"
+            )
+        if self.not_to_recommend_window > 1 and not (
+            self.loss in ("ce", "auto") or self.sampling == "in_batch"
+        ):
+            raise ValueError(
+                "objective.not_to_recommend_window > 1 is built for the softmax losses over "
+                "many items: it needs objective.loss=ce, auto, or softmax with "
+                f"sampling=in_batch, got loss={self.loss}, sampling={self.sampling}"
             )
         return self
 

@@ -40,8 +40,9 @@ def test_trimmed_batch_drops_only_columns_that_are_padding_everywhere() -> None:
         ObjectiveConfig(loss="ce", not_to_recommend_weight=0.5),
         ObjectiveConfig(loss="gbce", negatives=16, sampling="shared", not_to_recommend_weight=0.5),
         ObjectiveConfig(loss="softmax", negatives=16, not_to_recommend_weight=0.5),
+        ObjectiveConfig(loss="ce", not_to_recommend_weight=0.5, not_to_recommend_window=5),
     ],
-    ids=["ce", "gbce-shared", "softmax"],
+    ids=["ce", "gbce-shared", "softmax", "ce-window"],
 )
 def test_trimmed_batch_gives_the_loss_and_gradients_of_its_padded_copy(
     objective: ObjectiveConfig,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from negrec.batching import TrainBatch
+from negrec.batching import PAD, TrainBatch
 from negrec.config import ObjectiveConfig
 from negrec.model.gsasrec import ActionAwareGSASRec
 from negrec.model.scoring import score_items, score_per_position, score_shared
@@ -92,6 +92,53 @@ def ranking_loss(
     return sampled_softmax_loss(pos, neg, hard, valid)
 
 
+def later_rejections(
+    items: torch.Tensor, rejected: torch.Tensor, window: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rejected items of the 2nd to ``window``-th interaction after each input
+    position, as (index into the flattened (batch, length) positions, item) pairs.
+
+    Why: a ranking is judged on the rejections that come after the next liked item
+    (the held-out rejected items of a split), but the next-interaction label
+    (``rejected``, a batch's (batch, length) labels) never teaches the state before a
+    like about the rejection that follows it. Shifting ``rejected`` left by ``s`` gives
+    each position the label of its (s+1)-th next interaction; padding positions (``items``
+    == PAD) are states of nothing and get none.
+    """
+    real = (items != PAD).flatten()
+    length = rejected.shape[1]
+    positions, labels = [], []
+    for shift in range(1, min(window, length)):
+        later = torch.zeros_like(rejected)
+        later[:, :-shift] = rejected[:, shift:]
+        keep = real & (later.flatten() > 0)
+        positions.append(keep.nonzero().squeeze(1))
+        labels.append(later.flatten()[keep])
+    if not positions:
+        empty = rejected.new_zeros(0)
+        return empty, empty
+    return torch.cat(positions), torch.cat(labels)
+
+
+def _softmax_rows(
+    hidden: torch.Tensor, batch: TrainBatch, rejected: torch.Tensor, config: ObjectiveConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(states, targets, rejected items) of the softmax losses' rows: every position with
+    a target or a rejected next item, plus, with ``not_to_recommend_window`` > 1 and the
+    term on, one target-less row per later rejection (:func:`later_rejections`)."""
+    rows = (batch.targets > 0) | (rejected > 0)
+    states, targets, row_rejected = hidden[rows], batch.targets[rows], rejected[rows]
+    window = config.not_to_recommend_window
+    if window == 1 or config.not_to_recommend_weight == 0 or not bool((rejected > 0).any()):
+        return states, targets, row_rejected
+    positions, items = later_rejections(batch.items, rejected, window)
+    return (
+        torch.cat([states, hidden.flatten(0, 1)[positions]]),
+        torch.cat([targets, torch.zeros_like(items)]),
+        torch.cat([row_rejected, items]),
+    )
+
+
 def _softmax_value(loss: CatalogueLoss, batch: TrainBatch) -> LossValue:
     positions = int((batch.targets > 0).sum())
     return LossValue(loss.total, loss.cross_entropy, loss.not_to_recommend, positions)
@@ -101,12 +148,12 @@ def _catalogue_loss(
     model: ActionAwareGSASRec, hidden: torch.Tensor, batch: TrainBatch, config: ObjectiveConfig
 ) -> LossValue:
     """``ce``: softmax over every item at every position with a target or rejected item."""
-    rows = (batch.targets > 0) | (batch.rejected > 0)
+    states, targets, rejected = _softmax_rows(hidden, batch, batch.rejected, config)
     loss = catalogue_softmax_loss(
-        hidden[rows],
+        states,
         model.output_weights,
-        batch.targets[rows],
-        batch.rejected[rows],
+        targets,
+        rejected,
         config.not_to_recommend_weight,
         config.logits_chunk_mib,
     )
@@ -125,13 +172,13 @@ def _in_batch_loss(
     draws, log-Q corrected (``negrec.objectives.sampled_candidates``)."""
     uses_rejected = config.rejected_as_negatives or config.not_to_recommend_weight > 0
     rejected = batch.rejected if uses_rejected else torch.zeros_like(batch.rejected)
-    rows = (batch.targets > 0) | (rejected > 0)
+    states, targets, row_rejected = _softmax_rows(hidden, batch, rejected, config)
     distribution = config.negative_distribution
     loss = in_batch_softmax_loss(
-        hidden[rows],
+        states,
         model.output_weights,
-        batch.targets[rows],
-        rejected[rows],
+        targets,
+        row_rejected,
         draw_negatives(distribution, frequencies, config.negatives, generator),
         frequencies,
         distribution,
