@@ -129,7 +129,7 @@ def _softmax_rows(
     rows = (batch.targets > 0) | (rejected > 0)
     states, targets, row_rejected = hidden[rows], batch.targets[rows], rejected[rows]
     window = config.not_to_recommend_window
-    if window == 1 or config.not_to_recommend_weight == 0 or not bool((rejected > 0).any()):
+    if window == 1 or config.not_to_recommend_weight == 0:
         return states, targets, row_rejected
     positions, items = later_rejections(batch.items, rejected, window)
     return (
