@@ -291,9 +291,10 @@ def tried_probes(
     for key, kept in runs.items():
         if key.startswith(PROBE) and kept:
             rise = _mean(kept, "rejected_in_top10") / rejected - 1 if rejected else float("nan")
+            change = _mean(kept, "ndcg@10") / ndcg - 1
             lines.append(
                 f"- Tried also: {arms[key].name} (seed {kept[0].seed}, relative to (a)):"
-                f" rejected-in-top-10 {rise:+.1%}, NDCG@10 {_mean(kept, 'ndcg@10') / ndcg - 1:+.1%}."
+                f" rejected-in-top-10 {rise:+.1%}, NDCG@10 {change:+.1%}."
             )
     return lines
 
