@@ -11,6 +11,7 @@ from negrec.action_codes import NEGATIVE, POSITIVE
 from negrec.batching import TrainBatch, train_batch_from_arrays, training_arrays
 from negrec.config import ModelConfig, ObjectiveConfig
 from negrec.model import ActionAwareGSASRec
+from negrec.objectives.catalogue_softmax import catalogue_softmax_loss
 from negrec.objectives.training_loss import later_rejections, training_loss
 
 WIDTH = 12
@@ -120,3 +121,41 @@ def test_the_window_needs_a_softmax_over_many_items() -> None:
     with pytest.raises(pydantic.ValidationError, match=r"objective\.not_to_recommend_window"):
         ObjectiveConfig(loss="gbce", not_to_recommend_window=3)
     ObjectiveConfig(loss="softmax", sampling="in_batch", not_to_recommend_window=3)
+
+
+@pytest.mark.parametrize("rows_per_chunk", [1, 3, 64])
+def test_later_pairs_equal_rows_of_their_own_even_with_a_probability_near_one(
+    rows_per_chunk: int,
+) -> None:
+    """The catalogue takes a later rejection as a (row, item) pair of a row it already
+    scores; the sampled softmax as a target-less row of its own. Both are the same term:
+    value and gradients agree, chunk boundaries crossed, and the pair whose probability
+    is nearly 1 (exact form) stays finite."""
+    generator = torch.Generator().manual_seed(3)
+    items, dim, rows = 20, 8, 7
+    table = torch.randn(items + 1, dim, generator=generator)
+    hidden = torch.randn(rows, dim, generator=generator)
+    hidden[4] = table[9] * 6.0  # item 9 takes almost all of row 4's probability
+    targets = torch.tensor([3, 0, 5, 7, 2, 11, 0])
+    rejected = torch.tensor([0, 4, 0, 8, 0, 0, 13])
+    pair_rows = torch.tensor([0, 4, 2, 4, 6, 0, 1])
+    pair_items = torch.tensor([6, 9, 1, 15, 2, 17, 9])
+    budget = rows_per_chunk * items * 16 / (1 << 20)
+
+    def loss_and_grads(*tensors: torch.Tensor, later: tuple | None) -> tuple:
+        states, weights = hidden.clone().requires_grad_(), table.clone().requires_grad_()
+        states_in = torch.cat([states, states[pair_rows]]) if later is None else states
+        loss = catalogue_softmax_loss(states_in, weights, *tensors, 7.0, budget, later=later)
+        return (loss.total.detach(), *torch.autograd.grad(loss.total, [states, weights]))
+
+    as_pairs = loss_and_grads(targets, rejected, later=(pair_rows, pair_items))
+    as_rows = loss_and_grads(
+        torch.cat([targets, torch.zeros_like(pair_items)]),
+        torch.cat([rejected, pair_items]),
+        later=None,
+    )
+    probability = torch.softmax(hidden[4] @ table[1:].T, dim=0)[8]
+    assert probability > 1 - 1e-4  # the exact branch is taken
+    for pair_form, row_form in zip(as_pairs, as_rows, strict=True):
+        assert torch.isfinite(pair_form).all()
+        torch.testing.assert_close(pair_form, row_form, rtol=1e-4, atol=1e-5)

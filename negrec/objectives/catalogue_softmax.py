@@ -23,6 +23,14 @@ columns are then the candidates' embeddings, and a per-column offset (the log-Q
 correction of ``negrec.objectives.sampled_candidates``) is added to every row's logits
 except at the row's own target and rejected item, which are in its set with certainty.
 The full catalogue is the case where every item is a column and no offset is added.
+
+Later rejections (``objective.not_to_recommend_window``) come as extra (row, column)
+pairs of the catalogue form: each pair is one more ``-log(1 - p)`` term of a row whose
+logits are built anyway, so it costs a gather, not a row of logits. With ``p_r < 1/2``
+its value is ``-log1p(-p_r)`` and its gradient with respect to the logits
+``c * (onehot(r) - softmax)`` with ``c = p_r / (1 - p_r) <= 1``, folded into the
+chunk's softmax gradient; the rare pair with ``p_r >= 1/2`` (at most one per row) gets
+its row's logits again and the exact form above.
 """
 
 from __future__ import annotations
@@ -111,7 +119,58 @@ class _ChunkedCandidateSoftmax(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad_total: torch.Tensor, *_: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         grad_hidden, grad_table = ctx.saved_tensors
-        return grad_hidden * grad_total, grad_table * grad_total, *([None] * 7)
+        return grad_hidden * grad_total, grad_table * grad_total, *([None] * 9)
+
+
+@dataclass(frozen=True)
+class _PairTerms:
+    """The not-to-recommend terms of one chunk's later-rejection pairs: their summed
+    value, and what they add to the chunk's gradient with respect to the logits."""
+
+    value: torch.Tensor
+    row_coefficient: torch.Tensor
+    """(chunk rows,) sum of ``c`` per row: times the row's softmax, subtracted."""
+    rows: torch.Tensor
+    columns: torch.Tensor
+    coefficient: torch.Tensor
+    """``c`` of each small-probability pair, added at its (row, column)."""
+    exact_rows: torch.Tensor
+    exact_grad: torch.Tensor
+    """Rows and full gradient rows of the pairs with ``p_r >= 1/2``."""
+
+
+def _pair_terms(
+    pair_logit: torch.Tensor,
+    lse: torch.Tensor,
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+    states: torch.Tensor,
+    items: torch.Tensor,
+) -> _PairTerms:
+    """``-log(1 - p)`` of each (row, column) pair of a chunk (rows local to the chunk,
+    ``pair_logit`` their raw logits, ``lse`` the chunk's logsumexp) and its gradient
+    parts; the pairs with ``p >= 1/2`` rebuild their row from ``states`` x ``items``."""
+    log_p = pair_logit - lse[rows]
+    small = log_p < -math.log(2.0)
+    value = -torch.log1p(-torch.exp(torch.clamp(log_p, max=-math.log(2.0))))
+    coefficient = torch.where(small, torch.expm1(value), 0.0)
+    row_coefficient = torch.zeros_like(lse).index_add_(0, rows, coefficient)
+    exact = (~small).nonzero().squeeze(1)
+    exact_rows = rows[exact]
+    logits = (states[exact_rows] @ items.T).float()
+    exact_value, exact_grad = _neg_log1m_prob(
+        logits, torch.logsumexp(logits, dim=1), columns[exact]
+    )
+    total = value[small].sum() + exact_value.sum()
+    return _PairTerms(
+        total,
+        row_coefficient,
+        rows[small],
+        columns[small],
+        coefficient[small],
+        exact_rows,
+        exact_grad,
+    )
 
 
 def _forward(
@@ -125,25 +184,34 @@ def _forward(
     rejected_in_ranking: bool,
     rows_per_chunk: int,
     compute_dtype: torch.dtype,
+    pair_rows: torch.Tensor,
+    pair_columns: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Body of the forward pass (see the module docstring and
     :func:`candidate_softmax_loss`); ``targets`` / ``rejected`` hold a column per row of
-    ``hidden`` (-1 = none)."""
+    ``hidden`` (-1 = none); ``pair_rows`` (sorted) / ``pair_columns`` the later
+    rejections, empty without them."""
     items = table.to(compute_dtype)
     sampled = items.shape[0] if offsets is None else offsets.shape[0]
     has_target, has_rejected = targets >= 0, rejected >= 0
     n_target = max(int(has_target.sum()), 1)
-    n_rejected = max(int(has_rejected.sum()), 1)
+    n_rejected = max(int(has_rejected.sum()) + len(pair_rows), 1)
+    starts = torch.arange(0, hidden.shape[0] + rows_per_chunk, rows_per_chunk)
+    pair_bounds = torch.searchsorted(pair_rows, starts.to(pair_rows.device)).tolist()
     ce_scale, ntr_scale = 1.0 / n_target, weight / n_rejected
     need_grad = any(ctx.needs_input_grad[:2])
     grad_hidden = torch.zeros_like(hidden, dtype=torch.float32) if need_grad else None
     grad_items = torch.zeros(items.shape, dtype=torch.float32, device=hidden.device)
     ce_sum = hidden.new_zeros((), dtype=torch.float32)
     ntr_sum = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, hidden.shape[0], rows_per_chunk):
+    for chunk, start in enumerate(range(0, hidden.shape[0], rows_per_chunk)):
         part = slice(start, start + rows_per_chunk)
         states = hidden[part].to(compute_dtype)
         logits = (states @ items.T).float()
+        in_chunk = slice(pair_bounds[chunk], pair_bounds[chunk + 1])
+        chunk_pair_rows = pair_rows[in_chunk] - start
+        chunk_pair_columns = pair_columns[in_chunk]
+        pair_logit = logits[chunk_pair_rows, chunk_pair_columns]
         # The softmax runs over the sample; a rejected item outside it (a column past
         # the sample's) joins its own row's softmax as one extra logit, never as a
         # masked column: exp of -inf or of an underflowing value takes a slow scalar
@@ -203,12 +271,24 @@ def _forward(
                 rejected_logits, lse[reject_rows] if ntr_lse is None else ntr_lse, ntr_col
             )
             ntr_sum += value.sum()
+        pairs = None
+        if len(chunk_pair_rows):
+            pairs = _pair_terms(pair_logit, lse, chunk_pair_rows, chunk_pair_columns, states, items)
+            ntr_sum += pairs.value
         if not need_grad:
             continue
         # d CE / d logits = softmax - onehot(target), scaled by 1 / positions.
-        row_scale = torch.where(target_rows[:, None], ce_scale, 0.0) / total
+        row_weight = torch.where(target_rows[:, None], ce_scale, 0.0)
+        if pairs is not None:
+            row_weight = row_weight - ntr_scale * pairs.row_coefficient[:, None]
+        row_scale = row_weight / total
         grad = unnormalised.mul_(row_scale)
         grad[target_rows.nonzero().squeeze(1), target_col[target_rows]] -= ce_scale
+        if pairs is not None:
+            grad.index_put_(
+                (pairs.rows, pairs.columns), ntr_scale * pairs.coefficient, accumulate=True
+            )
+            grad.index_add_(0, pairs.exact_rows, ntr_scale * pairs.exact_grad)
         # The gradient of each row's logit of its rejected item outside the sample.
         outside_grad = None
         if offsets is not None:
@@ -246,6 +326,7 @@ def candidate_softmax_loss(
     budget_mib: float = 256.0,
     offsets: torch.Tensor | None = None,
     rejected_in_ranking: bool = True,
+    later: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> CatalogueLoss:
     """Mean softmax cross-entropy over the rows with a target column plus ``weight`` x
     mean ``-log(1 - p(rejected))`` over the rows with a rejected column.
@@ -259,8 +340,10 @@ def candidate_softmax_loss(
     column past the sample is some rows' rejected item and a candidate of those rows
     only (of their ranking with ``rejected_in_ranking``, and of their
     not-to-recommend term, which always takes the rejected item's raw logit). Targets
-    must lie in the sample. Under autocast the matrix products run in the autocast
-    dtype; logsumexp and the loss are always float32.
+    must lie in the sample. ``later`` (rows, columns), two (P,) tensors, adds one term
+    of the not-to-recommend mean per pair (the later rejections of a window; catalogue
+    form only). Under autocast the matrix products run in the autocast dtype;
+    logsumexp and the loss are always float32.
     """
     if hidden.dim() != 2 or hidden.shape[1] != candidates.shape[1]:
         raise ValueError(f"hidden {tuple(hidden.shape)} must be (N, {candidates.shape[1]})")
@@ -268,6 +351,10 @@ def candidate_softmax_loss(
         raise ValueError("targets and rejected must each hold one column per row of hidden")
     if offsets is not None and (offsets.dim() != 1 or len(offsets) > len(candidates)):
         raise ValueError(f"offsets {tuple(offsets.shape)} must hold one value per sampled column")
+    if later is not None and offsets is not None:
+        raise ValueError("later rejections as pairs take the catalogue form (no offsets)")
+    pair_rows, pair_columns = later if later is not None else (target_columns[:0],) * 2
+    order = pair_rows.argsort(stable=True)
     device = hidden.device.type
     compute_dtype = (
         torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
@@ -283,6 +370,8 @@ def candidate_softmax_loss(
         rejected_in_ranking,
         rows,
         compute_dtype,
+        pair_rows[order],
+        pair_columns[order],
     )
     return CatalogueLoss(total, float(ce), float(ntr))
 
@@ -294,9 +383,11 @@ def catalogue_softmax_loss(
     rejected: torch.Tensor,
     not_to_recommend_weight: float = 0.0,
     budget_mib: float = 256.0,
+    later: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> CatalogueLoss:
     """Mean full-catalogue cross-entropy over rows with a target (``targets > 0``) plus
-    ``weight`` x mean ``-log(1 - p(rejected))`` over rows with a rejected item.
+    ``weight`` x mean ``-log(1 - p(rejected))`` over rows with a rejected item and over
+    the ``later`` (row, item id) pairs.
 
     ``hidden`` (N, d) states, ``table`` (num_items + 1, d) output embeddings (row 0 is
     padding, never a candidate), ``targets`` / ``rejected`` (N,) item ids, 0 = none:
@@ -304,6 +395,13 @@ def catalogue_softmax_loss(
     """
     if hidden.dim() != 2 or hidden.shape[1] != table.shape[1]:
         raise ValueError(f"hidden {tuple(hidden.shape)} must be (N, {table.shape[1]})")
+    pairs = None if later is None else (later[0], later[1] - 1)
     return candidate_softmax_loss(
-        hidden, table[1:], targets - 1, rejected - 1, not_to_recommend_weight, budget_mib
+        hidden,
+        table[1:],
+        targets - 1,
+        rejected - 1,
+        not_to_recommend_weight,
+        budget_mib,
+        later=pairs,
     )

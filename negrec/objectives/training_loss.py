@@ -120,18 +120,29 @@ def later_rejections(
     return torch.cat(positions), torch.cat(labels)
 
 
+def _window_pairs(
+    batch: TrainBatch, rejected: torch.Tensor, config: ObjectiveConfig
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(flattened position, item) of every later rejection the term trains on, or None
+    when the window is 1 or the term is off."""
+    if config.not_to_recommend_window == 1 or config.not_to_recommend_weight == 0:
+        return None
+    return later_rejections(batch.items, rejected, config.not_to_recommend_window)
+
+
 def _softmax_rows(
     hidden: torch.Tensor, batch: TrainBatch, rejected: torch.Tensor, config: ObjectiveConfig
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(states, targets, rejected items) of the softmax losses' rows: every position with
-    a target or a rejected next item, plus, with ``not_to_recommend_window`` > 1 and the
-    term on, one target-less row per later rejection (:func:`later_rejections`)."""
+    """(states, targets, rejected items) of the sampled softmax's rows: every position
+    with a target or a rejected next item, plus one target-less row per later
+    rejection (:func:`later_rejections`): a sampled row's candidates must hold its
+    rejected item, so there each pair is a row of its own."""
     rows = (batch.targets > 0) | (rejected > 0)
     states, targets, row_rejected = hidden[rows], batch.targets[rows], rejected[rows]
-    window = config.not_to_recommend_window
-    if window == 1 or config.not_to_recommend_weight == 0:
+    pairs = _window_pairs(batch, rejected, config)
+    if pairs is None:
         return states, targets, row_rejected
-    positions, items = later_rejections(batch.items, rejected, window)
+    positions, items = pairs
     return (
         torch.cat([states, hidden.flatten(0, 1)[positions]]),
         torch.cat([targets, torch.zeros_like(items)]),
@@ -147,15 +158,24 @@ def _softmax_value(loss: CatalogueLoss, batch: TrainBatch) -> LossValue:
 def _catalogue_loss(
     model: ActionAwareGSASRec, hidden: torch.Tensor, batch: TrainBatch, config: ObjectiveConfig
 ) -> LossValue:
-    """``ce``: softmax over every item at every position with a target or rejected item."""
-    states, targets, rejected = _softmax_rows(hidden, batch, batch.rejected, config)
+    """``ce``: softmax over every item at every position with a target, a rejected next
+    item or a later rejection; a later rejection is a (row, item) pair of the term."""
+    rows = ((batch.targets > 0) | (batch.rejected > 0)).flatten()
+    pairs = _window_pairs(batch, batch.rejected, config)
+    later = None
+    if pairs is not None:
+        positions, items = pairs
+        rows = rows.clone()
+        rows[positions] = True
+        later = (rows.cumsum(0)[positions] - 1, items)
     loss = catalogue_softmax_loss(
-        states,
+        hidden.flatten(0, 1)[rows],
         model.output_weights,
-        targets,
-        rejected,
+        batch.targets.flatten()[rows],
+        batch.rejected.flatten()[rows],
         config.not_to_recommend_weight,
         config.logits_chunk_mib,
+        later,
     )
     return _softmax_value(loss, batch)
 
