@@ -45,12 +45,14 @@ POSITIVES_ONLY = HERE / "ml1m_positives_only.yaml"
 NTR_WEIGHT = 0.89
 """(c)'s weight: the ml1m-ntr sweep's choice (w=0.891, the largest weight within 2% of the
 best validation NDCG@10; w=8.14 was 2.1% below it), rounded."""
-WINDOW_PROBES = ((10, 27.5),)
-"""(c) with ``objective.not_to_recommend_window=10`` (each position also learns not to
-recommend the rejections of its next 10 interactions, where the held-out rejected items
-of a test row are: after its target) at w=27.5, a sweep weight at which the one-step term
-did cut rejected items (0.0440 against 0.0531 at w=0.11) but lost NDCG@10, to see whether
-the window cuts more for the same loss. One seed: ``--only probe-window10-w27.5 --seed 0``."""
+WINDOW_PROBES = ((200, 30.0), (200, 100.0), (200, 300.0))
+"""(c) with ``objective.not_to_recommend_window=200`` (each position also learns not to
+recommend every later rejection of its row, which is where the held-out rejected items
+of a test row are: after its target) at three weights. Why these weights: the term's
+gradient is about w x the rejected items' mean probability (~1e-3) against
+cross-entropy's ~1, so the one-step sweep's weights (0.11-55) barely moved it; and the
+window's pairs cost a gather each, so the full window is as fast as one step. One seed
+each: ``--only probe-window200-w100 --seed 0``."""
 EPOCHS = 32
 """Passes per run: 768 steps (2,999 training rows, 24 batches of 128 a pass). Why not the
 recipe's 104 (set on all 6,040 users, 48 steps a pass): at 32 passes the ml1m-ntr sweep

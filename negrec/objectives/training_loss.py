@@ -165,7 +165,6 @@ def _catalogue_loss(
     later = None
     if pairs is not None:
         positions, items = pairs
-        rows = rows.clone()
         rows[positions] = True
         later = (rows.cumsum(0)[positions] - 1, items)
     loss = catalogue_softmax_loss(
