@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from negrec.batching import EvalBatch
 from negrec.evaluation import (
     EvaluationSums,
     RankingSums,
+    data_responsiveness,
     evaluate,
     popularity_scorer,
     rejected_in_top_k,
@@ -163,6 +165,23 @@ def test_responsiveness_supports_multi_cluster_membership() -> None:
     result = responsiveness(top_k_fn, torch.tensor([[1]]), torch.tensor([[0]]), membership)
     assert result["share_positive"] == pytest.approx(0.5)  # item 2 shares genre 0 with item 1
     assert result["responsiveness"] == pytest.approx(-1.0)
+
+
+def test_data_responsiveness_compares_the_next_likes_after_a_like_and_after_a_rejection() -> None:
+
+    clusters = np.array([-1, 0, 0, 1, 1])  # items 1, 2 in cluster 0; 3, 4 in cluster 1
+    # like 1 -> next likes 2, 3 (half cluster 0); reject 2 -> next likes 3, 4 (none of 0)
+    items = np.array([1, 2, 3, 4])
+    actions = np.array([0, 1, 0, 0])
+    result = data_responsiveness([(items, actions)], clusters, horizon=2)
+    # liked positions with a later like: 1 (next 3, 4 after skipping the rejected 2:
+    # share 0), 3 (next 4: share 1); the rejected 2: next 3, 4, share 0
+    assert result["positions_positive"] == 2 and result["positions_negative"] == 1
+    assert result["share_positive"] == pytest.approx(0.5)
+    assert result["share_negative"] == pytest.approx(0.0)
+    assert result["responsiveness"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="liked and rejected"):
+        data_responsiveness([(items, np.zeros(4, dtype=int))], clusters)
 
 
 RANKED = ["mrr", "recall@1", "ndcg@1", "recall@10", "ndcg@10"]

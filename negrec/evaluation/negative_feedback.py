@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 
 from negrec.action_codes import NEGATIVE, POSITIVE
@@ -66,4 +67,51 @@ def responsiveness(
         "share_positive": shares["positive"],
         "share_negative": shares["negative"],
         "responsiveness": change,
+    }
+
+
+def data_responsiveness(
+    sequences: Iterable[tuple[np.ndarray, np.ndarray]], clusters: np.ndarray, horizon: int = 10
+) -> dict[str, float]:
+    """Responsiveness of the data itself: the relative change in the share of the next
+    ``horizon`` liked items that share the cluster of the item at position t when that
+    interaction was rejected instead of liked, over every position of every
+    (items, actions) sequence with a clustered item and a later like.
+
+    It is what a model that predicted the true next likes would show (observed, not a
+    branch of the same history): a model trained to rank the next liked item has no
+    signal for responsiveness much below this number, so it bounds what a target can ask
+    of the data.
+    """
+    totals = {POSITIVE: [0.0, 0], NEGATIVE: [0.0, 0]}
+    for items, actions in sequences:
+        liked = np.flatnonzero(actions == POSITIVE)
+        if liked.size == 0:
+            continue
+        liked_clusters = clusters[items[liked]]
+        # per position t: the liked positions after it, liked[first[t]:first[t] + horizon]
+        first = np.searchsorted(liked, np.arange(items.size), side="right")
+        window = first[:, None] + np.arange(horizon)[None, :]
+        inside = window < liked.size
+        ahead = liked_clusters[np.minimum(window, liked.size - 1)]
+        own = clusters[items]
+        same = (ahead == own[:, None]) & inside
+        counted = inside.any(1) & (own >= 0)
+        share = same.sum(1) / np.maximum(inside.sum(1), 1)
+        for action, total in totals.items():
+            chosen = counted & (actions == action)
+            total[0] += float(share[chosen].sum())
+            total[1] += int(chosen.sum())
+    if totals[POSITIVE][1] == 0 or totals[NEGATIVE][1] == 0:
+        raise ValueError("data responsiveness needs both liked and rejected clustered items")
+    positive = totals[POSITIVE][0] / totals[POSITIVE][1]
+    negative = totals[NEGATIVE][0] / totals[NEGATIVE][1]
+    if positive == 0:
+        raise ValueError("no same-cluster likes after a like: data responsiveness undefined")
+    return {
+        "share_positive": positive,
+        "share_negative": negative,
+        "responsiveness": (negative - positive) / positive,
+        "positions_positive": totals[POSITIVE][1],
+        "positions_negative": totals[NEGATIVE][1],
     }
