@@ -76,12 +76,13 @@ def data_responsiveness(
     """Responsiveness of the data itself: the relative change in the share of the next
     ``horizon`` liked items that share the cluster of the item at position t when that
     interaction was rejected instead of liked, over every position of every
-    (items, actions) sequence with a clustered item and a later like.
+    (items, actions) sequence with a clustered item and a later like. ``clusters`` is
+    one cluster id per item index (-1 = none), as :func:`negrec.data.loaders.item_clusters`
+    gives.
 
-    It is what a model that predicted the true next likes would show (observed, not a
-    branch of the same history): a model trained to rank the next liked item has no
-    signal for responsiveness much below this number, so it bounds what a target can ask
-    of the data.
+    It is the yardstick for :func:`responsiveness`: roughly what a model that predicted
+    the true next likes would show. It is observed across positions, not a branch of one
+    history, so part of it can be users who reject a cluster liking less of it overall.
     """
     totals = {POSITIVE: [0.0, 0], NEGATIVE: [0.0, 0]}
     for items, actions in sequences:
